@@ -1,31 +1,26 @@
-"""`python -m engines VERB ...`: export a pose network to ONNX, benchmark backends, fetch models."""
+"""`python -m engines VERB ...`: `export` a pose network to ONNX, `bench` backends, `fetch` models."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
 
-from engines.errors import run_cli
+from engines.errors import UserError, run_cli
 
-# verb -> module exposing add_arguments(parser) and run(args) -> int
+# verb -> module exposing main(argv) -> int
 VERBS = {
-    "export": ("engines.export", "export a pose network to ONNX with a dynamic batch axis"),
-    "bench": ("engines.bench", "crops per second per backend, preset and batch size"),
-    "fetch": ("engines.registry", "download a registered model into the user cache"),
+    "export": "engines.export",
+    "bench": "engines.bench",
+    "fetch": "engines.registry",
 }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engines", description=__doc__)
-    sub = parser.add_subparsers(dest="verb", required=True)
-    modules = {}
-    for verb, (module_name, help_text) in VERBS.items():
-        module = importlib.import_module(module_name)
-        module.add_arguments(sub.add_parser(verb, help=help_text, description=help_text))
-        modules[verb] = module
-    args = parser.parse_args(argv)
-    return modules[args.verb].run(args)
+    import importlib
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in VERBS:
+        raise UserError(f"usage: python -m engines {{{','.join(VERBS)}}} ... (-h for help on each)")
+    return importlib.import_module(VERBS[argv[0]]).main(argv[1:])
 
 
 if __name__ == "__main__":
