@@ -1,0 +1,143 @@
+"""Throughput of the pose network per backend, preset and batch size.
+
+    python -m engines bench --backend torch,onnxruntime --preset lite_w16_160x128,w32_256x192 \
+        --batch 1,8,32 [--repeats 20] [--warmup 3] [--device cpu] [--threads N] [--json]
+
+Times the network call alone (normalised crops in, heatmaps out) on random inputs with fixed
+random weights (speed does not depend on the weights; fixed ones let onnxruntime reuse its
+cached export). Reports the median latency per batch and crops per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from engines.backends import BackendOptions, backend_names, create_backend
+from engines.errors import UserError, run_cli
+from engines.hrnet import build_hrnet
+from engines.presets import get_preset
+
+__all__ = ["count_macs", "time_backend", "run_bench", "format_table", "main"]
+
+
+def count_macs(model: torch.nn.Module, image_size: tuple[int, int]) -> int:
+    """Multiply-accumulates of one forward pass on one (w, h) image, over convolutions (the rest
+    of HRNet - BN, ReLU, sums, upsampling - is a few percent and folds or fuses at inference)."""
+    total = 0
+
+    def hook(conv: torch.nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        total += output[0].numel() * conv.weight[0].numel()  # per output value: in/groups*kh*kw
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    try:
+        with torch.inference_mode():
+            model.eval()(torch.zeros(1, 3, image_size[1], image_size[0]))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def time_backend(backend, images: np.ndarray, repeats: int, warmup: int) -> float:
+    """Median seconds of one backend call on `images` after `warmup` untimed calls."""
+    for _ in range(warmup):
+        backend(images)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        backend(images)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def run_bench(presets: list[str], backends: list[str], batches: list[int], repeats: int,
+              warmup: int, options: BackendOptions) -> list[dict]:
+    rows = []
+    rng = np.random.default_rng(0)
+    for preset_name in presets:
+        preset = get_preset(preset_name)
+        gmac = count_macs(build_hrnet(preset.extra, preset.num_joints), preset.image_size) / 1e9
+        for backend_name in backends:
+            torch.manual_seed(0)  # same weights every run: onnxruntime reuses its cached export
+            model = build_hrnet(preset.extra, preset.num_joints)
+            backend = create_backend(backend_name, model, preset.image_size, options)
+            for batch in batches:
+                images = rng.standard_normal((batch, 3, preset.image_size[1], preset.image_size[0]),
+                                             dtype=np.float32)
+                seconds = time_backend(backend, images, repeats, warmup)
+                rows.append({"preset": preset_name, "backend": backend_name, "batch": batch,
+                             "gmac_per_crop": round(gmac, 3), "median_ms": round(seconds * 1e3, 2),
+                             "ms_per_crop": round(seconds * 1e3 / batch, 2),
+                             "crops_per_s": round(batch / seconds, 1), "device": options.device,
+                             "threads": torch.get_num_threads() if backend_name == "torch"
+                             else options.threads})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    columns = ["preset", "backend", "batch", "gmac_per_crop", "median_ms", "ms_per_crop", "crops_per_s"]
+    cells = [columns] + [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(v.rjust(w) if i > 1 else v.ljust(w) for i, (v, w) in
+                               enumerate(zip(line, widths))) for line in cells)
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def positive_ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engines bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", type=comma_list, default=["torch", "onnxruntime"],
+                        help="comma-separated backends (default torch,onnxruntime)")
+    parser.add_argument("--preset", type=comma_list, default=["lite_w16_160x128"],
+                        help="comma-separated presets")
+    parser.add_argument("--batch", type=positive_ints, default=[1, 8, 32], help="batch sizes (1,8,32)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per batch size")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads for torch and onnxruntime (default: their own)")
+    parser.add_argument("--half", action="store_true", help="fp16 (torch backend)")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC layout (torch backend)")
+    parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    unknown = [b for b in args.backend if b not in backend_names()]
+    if unknown:
+        raise UserError(f"unknown backend {unknown[0]!r}; choose from: {', '.join(backend_names())}")
+    for name in args.preset:
+        get_preset(name)  # fail on a typo before spending minutes on the others
+    if args.repeats < 1 or args.warmup < 0:
+        raise UserError("--repeats must be >= 1 and --warmup >= 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = BackendOptions(device=args.device, half=args.half, channels_last=args.channels_last,
+                             threads=args.threads)
+    rows = run_bench(args.preset, args.backend, args.batch, args.repeats, args.warmup, options)
+    print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main, prog="engines bench"))

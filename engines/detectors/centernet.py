@@ -1,0 +1,129 @@
+"""A small CenterNet-style person detector (Zhou et al., "Objects as Points", 2019) that the
+trainer can train on synthetic people: the network, its training-target encoder, the decoder,
+and a Detector that runs it.
+
+Output maps at stride 4: a centre heatmap (1 channel, logits), box size (w, h in input pixels)
+and the sub-cell centre offset (dx, dy in cells). Targets: an elliptical Gaussian per person
+(sigma = 0.54 * size / 6 per axis, as TTFNet) peaking at 1 on the centre's cell; size and offset
+are supervised on that cell only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.ndimage import maximum_filter
+from torch import nn
+
+from engines.detectors.base import Detector
+from engines.detectors.onnx_yolo import letterbox
+
+__all__ = ["CenterNetNet", "encode_centernet_targets", "decode_centernet", "CenterNetDetector", "STRIDE"]
+
+STRIDE = 4
+GAUSSIAN_ALPHA = 0.54
+
+
+def _conv(cin, cout, stride=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class CenterNetNet(nn.Module):
+    """Plain conv encoder to stride 16 and a two-step top-down path back to stride 4 (0.58 GMAC
+    at 640x384 with the default widths)."""
+
+    def __init__(self, widths=(16, 24, 48, 96), head_width: int = 32):
+        super().__init__()
+        w0, w1, w2, w3 = widths
+        self.stem = nn.Sequential(_conv(3, w0, 2), _conv(w0, w1, 2), _conv(w1, w1))        # /4
+        self.down8 = nn.Sequential(_conv(w1, w2, 2), _conv(w2, w2))                       # /8
+        self.down16 = nn.Sequential(_conv(w2, w3, 2), _conv(w3, w3))                      # /16
+        self.lat8 = nn.Conv2d(w2, w3, 1)
+        self.reduce8 = nn.Conv2d(w3, head_width, 1)     # narrow before the costly stride-4 maps
+        self.lat4 = nn.Conv2d(w1, head_width, 1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.fuse = _conv(head_width, head_width)
+        self.heat = nn.Conv2d(head_width, 1, 1)
+        self.size = nn.Conv2d(head_width, 2, 1)
+        self.offset = nn.Conv2d(head_width, 2, 1)
+        # start the centre logits at a 0.1 prior so early focal-loss steps are stable (CenterNet)
+        nn.init.constant_(self.heat.bias, -2.19)
+
+    def forward(self, x):
+        c4 = self.stem(x)
+        c8 = self.down8(c4)
+        c16 = self.down16(c8)
+        p8 = self.up(c16) + self.lat8(c8)
+        p4 = self.up(self.reduce8(p8)) + self.lat4(c4)
+        f = self.fuse(p4)
+        return self.heat(f), self.size(f), self.offset(f)
+
+
+def encode_centernet_targets(boxes_xyxy: np.ndarray, input_size_wh, stride: int = STRIDE):
+    """Training targets for person boxes (K,4) in input pixels: heat (1,h,w) float32, size
+    (2,h,w), offset (2,h,w) and mask (h,w) bool marking the centre cells."""
+    out_w, out_h = int(input_size_wh[0]) // stride, int(input_size_wh[1]) // stride
+    heat = np.zeros((1, out_h, out_w), np.float32)
+    size = np.zeros((2, out_h, out_w), np.float32)
+    offset = np.zeros((2, out_h, out_w), np.float32)
+    mask = np.zeros((out_h, out_w), bool)
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    boxes, wh = boxes[(wh > 0).all(1)], wh[(wh > 0).all(1)]
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 / stride
+    cell = np.floor(centre).astype(np.int64)
+    inside = (cell[:, 0] >= 0) & (cell[:, 0] < out_w) & (cell[:, 1] >= 0) & (cell[:, 1] < out_h)
+    cell, centre, wh = cell[inside], centre[inside], wh[inside]
+    if len(cell):
+        sig = np.maximum(GAUSSIAN_ALPHA * wh / stride / 6, 0.5)                   # (K,2) in cells
+        xs, ys = np.arange(out_w), np.arange(out_h)
+        gx = np.exp(-((xs[None] - cell[:, :1]) ** 2) / (2 * sig[:, :1] ** 2))      # (K,w)
+        gy = np.exp(-((ys[None] - cell[:, 1:]) ** 2) / (2 * sig[:, 1:] ** 2))      # (K,h)
+        heat[0] = (gy[:, :, None] * gx[:, None, :]).max(axis=0)                    # overlaps: max
+        # smaller people are written last so they win a shared centre cell
+        order = np.argsort(-wh.prod(axis=1), kind="stable")
+        cx, cy = cell[order, 0], cell[order, 1]
+        size[:, cy, cx] = wh[order].T
+        offset[:, cy, cx] = (centre[order] - cell[order]).T
+        mask[cy, cx] = True
+    return heat, size, offset, mask
+
+
+def decode_centernet(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, stride: int = STRIDE,
+                     score_thresh: float = 0.1, top_k: int = 100) -> list[np.ndarray]:
+    """Per image, boxes (K,5) xyxy+score in input pixels from heat (B,1,h,w) *probabilities*,
+    size (B,2,h,w) and offset (B,2,h,w): the peaks of the heatmap (3x3 local maxima) above
+    `score_thresh`, best `top_k` first."""
+    heat = np.asarray(heat, dtype=np.float32)
+    peaks = (heat == maximum_filter(heat, size=(1, 1, 3, 3), mode="constant", cval=-np.inf)) & (heat >= score_thresh)
+    results = []
+    for b in range(heat.shape[0]):
+        cy, cx = np.nonzero(peaks[b, 0])
+        scores = heat[b, 0, cy, cx]
+        best = np.argsort(-scores, kind="stable")[:top_k]
+        cy, cx, scores = cy[best], cx[best], scores[best]
+        centre = (np.stack([cx, cy], 1) + offset[b][:, cy, cx].T) * stride
+        half = size[b][:, cy, cx].T / 2
+        results.append(np.concatenate([centre - half, centre + half, scores[:, None]], 1).astype(np.float32))
+    return results
+
+
+class CenterNetDetector(Detector):
+    """Runs a CenterNetNet (torch) on letterboxed frames: RGB, /255, top-left padding."""
+
+    def __init__(self, model: CenterNetNet, input_size_wh=(640, 384), device: str = "cpu", **options):
+        super().__init__(**options)
+        self.model = model.eval().to(device)
+        self.input_size = (int(input_size_wh[0]), int(input_size_wh[1]))
+        self.device = device
+
+    @torch.no_grad()
+    def candidates(self, frames):
+        boxed = [letterbox(f, self.input_size, centred=False) for f in frames]
+        x = np.stack([img[..., ::-1].transpose(2, 0, 1) for img, _ in boxed]).astype(np.float32) / 255.0
+        heat, size, offset = self.model(torch.from_numpy(x).to(self.device))
+        people = decode_centernet(torch.sigmoid(heat).cpu().numpy(), size.cpu().numpy(), offset.cpu().numpy(),
+                                  score_thresh=min(self.score_thresh, 0.1))
+        for boxes, (_, lb) in zip(people, boxed):
+            boxes[:, :4] = lb.to_frame(boxes[:, :4])
+        return people

@@ -1,0 +1,114 @@
+"""Top-down pose estimation: BGR frame + person boxes -> keypoints (N,J,3) in frame pixels.
+
+Per call: sanitize boxes, box -> center/scale (1.25 padding, aspect fix), one batched affine crop,
+BGR -> RGB and ImageNet normalisation, one batched forward (with the mirrored crops in the same
+batch when flip test is on), decode through the inverse affine. Same steps as the official
+validation code, so official weights give official accuracy.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import numpy as np
+
+from engines.backends import BackendOptions, create_backend
+from engines.codec import decode_heatmaps, fuse_flip
+from engines.errors import UserError
+from engines.geometry import box_to_center_scale, crop_people, sanitize_boxes
+from engines.hrnet import build_hrnet
+from engines.presets import Preset, get_preset
+from engines.schemas import get_schema
+from engines.weights import load_weights
+
+__all__ = ["PoseEstimator", "normalize_crops", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # RGB
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+DECODERS = ("standard", "dark")
+
+
+def normalize_crops(crops_bgr: np.ndarray) -> np.ndarray:
+    """(N,H,W,3) uint8 BGR -> (N,3,H,W) float32 RGB, (x/255 - mean) / std as torchvision does."""
+    x = crops_bgr[..., ::-1].astype(np.float32)
+    x *= np.float32(1 / 255)
+    x -= IMAGENET_MEAN
+    x /= IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+class PoseEstimator:
+    """HRNet pose estimation on person boxes.
+
+    `estimate` returns one row per input box, in input order. Boxes that cannot be used (NaN or
+    infinite coordinates, zero size, entirely outside the frame) give an all-zero row: x = y = 0
+    and score 0, never NaN; boxes partly outside are clamped to the frame first. Callers that
+    want to drop such people keep rows with any score > 0.
+
+    preset: name or Preset. weights: checkpoint path or state_dict (random weights when None).
+    backend: a name in engines.backends.BACKENDS ("torch", "onnxruntime"). onnx_path: run this
+    ONNX file (with its own weights) instead of exporting the network to the cache. half and
+    channels_last: torch only; threads: onnxruntime intra-op threads. decode: "standard"
+    (official argmax + quarter offset) or "dark".
+    """
+
+    def __init__(self, preset: str | Preset, weights: str | os.PathLike | Mapping | None = None,
+                 backend: str = "torch", device: str = "cpu", half: bool = False,
+                 flip_test: bool = False, decode: str = "standard",
+                 onnx_path: str | os.PathLike | None = None, channels_last: bool = False,
+                 threads: int | None = None):
+        self.preset = preset if isinstance(preset, Preset) else get_preset(preset)
+        self.schema = get_schema(self.preset.schema)
+        if decode not in DECODERS:
+            raise UserError(f"unknown decode {decode!r}; choose one of: {', '.join(DECODERS)}")
+        if self.schema.num_joints != self.preset.num_joints:
+            raise UserError(f"preset {self.preset.name} has {self.preset.num_joints} joints, "
+                            f"schema {self.schema.name} {self.schema.num_joints}")
+        model = build_hrnet(self.preset.extra, self.preset.num_joints)
+        if weights is not None:
+            load_weights(model, weights)
+        options = BackendOptions(device=device, half=half, channels_last=channels_last,
+                                 onnx_path=None if onnx_path is None else str(onnx_path),
+                                 threads=threads)
+        self.backend = create_backend(backend, model, self.preset.image_size, options)
+        self.flip_test = flip_test
+        self.decode = decode
+        self.flip_pairs = np.asarray(self.schema.flip_pairs, dtype=np.int64).reshape(-1, 2)
+
+    @property
+    def num_joints(self) -> int:
+        return self.preset.num_joints
+
+    def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Keypoints (N,J,3) float32 (x, y, score) in frame pixels for boxes (N,4|5) xyxy."""
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
+            raise ValueError(f"frame must be HxWx3 uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}")
+        boxes = np.asarray(boxes, dtype=np.float32)
+        boxes = boxes.reshape(-1, boxes.shape[-1] if boxes.size else 4)
+        keypoints = np.zeros((len(boxes), self.num_joints, 3), dtype=np.float32)
+        if len(boxes) == 0:
+            return keypoints
+        height, width = frame_bgr.shape[:2]
+        clean, kept = sanitize_boxes(boxes[:, :4], width, height)
+        if len(kept) == 0:
+            return keypoints
+        centers, scales = box_to_center_scale(clean[:, :4], self.preset.image_size)
+        crops = crop_people(frame_bgr, centers, scales, self.preset.image_size)
+        heatmaps = self.heatmaps(normalize_crops(crops))
+        # DARK smooths with the training target's sigma before its Taylor step
+        decoded = decode_heatmaps(heatmaps, centers, scales, method=self.decode,
+                                  blur_sigma=self.preset.sigma)
+        # a non-finite heatmap (e.g. fp16 overflow) must not leak NaN to the tracker: 0, score 0
+        keypoints[kept] = np.nan_to_num(decoded.astype(np.float32, copy=False), nan=0.0,
+                                        posinf=0.0, neginf=0.0)
+        return keypoints
+
+    def heatmaps(self, images: np.ndarray) -> np.ndarray:
+        """Network heatmaps (N,J,h,w) for normalised crops, fused with the flip test if enabled
+        (mirrored crops ride in the same batch: one forward pass)."""
+        if not self.flip_test:
+            return self.backend(images)
+        both = self.backend(np.concatenate([images, images[..., ::-1]]))
+        n = len(images)
+        return fuse_flip(both[:n], both[n:], self.flip_pairs)

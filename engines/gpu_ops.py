@@ -1,0 +1,128 @@
+"""Pose pre- and post-processing in torch, so that on a GPU a frame crosses the bus once.
+
+The frame is uploaded as uint8; every person's crop is cut from it in one batched bilinear
+`grid_sample`, driven by the same 2x3 affine matrices as the CPU path
+(`engines.geometry.get_affine_transform`, which `cv2.warpAffine` uses there), then flipped to RGB
+and ImageNet-normalised. After the network, the official decode (argmax, quarter-pixel step
+towards the higher neighbour, back-projection through the inverse affine) runs on the heatmaps
+where they are, and only the (N,J,3) keypoints come back. Works on any torch device; results
+agree with `engines.geometry.crop_people` within a grey level or two (OpenCV interpolates in
+fixed point) and with `engines.codec.decode_heatmaps`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engines.geometry import get_affine_transform
+
+__all__ = ["crop_matrices", "heatmap_to_frame_matrices", "upload_frame", "warp_crops",
+           "normalize_crops", "crop_and_normalize", "decode_heatmaps", "decode_people"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB, as engines.estimator
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def crop_matrices(centers: np.ndarray, scales: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
+    """(N,2,3) float64 frame -> crop matrices, one per person, as the CPU crop uses."""
+    return np.array([get_affine_transform(c, s, 0, output_size) for c, s in zip(centers, scales)],
+                    dtype=np.float64).reshape(-1, 2, 3)
+
+
+def heatmap_to_frame_matrices(centers: np.ndarray, scales: np.ndarray,
+                              heatmap_size: tuple[int, int]) -> np.ndarray:
+    """(N,2,3) float64 heatmap -> frame matrices (the official decode's inverse transform)."""
+    return np.array([get_affine_transform(c, s, 0, heatmap_size, inv=True)
+                     for c, s in zip(centers, scales)], dtype=np.float64).reshape(-1, 2, 3)
+
+
+def upload_frame(frame_bgr: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """HxWx3 uint8 numpy -> (1,3,H,W) float32 on `device`; uint8 crosses the bus (4x less)."""
+    frame = torch.from_numpy(np.ascontiguousarray(frame_bgr)).to(device, non_blocking=True)
+    return frame.permute(2, 0, 1).unsqueeze(0).float()
+
+
+def warp_crops(frame: torch.Tensor, matrices: np.ndarray, output_size: tuple[int, int]) -> torch.Tensor:
+    """Crops (N,C,h,w) float32 of `frame` (1,C,H,W), as cv2.warpAffine(frame, M, (w, h),
+    INTER_LINEAR, constant 0 border) cuts them, for matrices (N,2,3) frame -> crop."""
+    out_w, out_h = output_size
+    _, channels, height, width = frame.shape
+    count = len(matrices)
+    if count == 0:
+        return frame.new_zeros((0, channels, out_h, out_w))
+    # warpAffine samples the frame at M^-1 (u, v, 1) for every crop pixel (u, v); inverted in
+    # float64 on the CPU (N 3x3 inverses, negligible).
+    forward = np.concatenate([np.asarray(matrices, dtype=np.float64).reshape(count, 2, 3),
+                              np.broadcast_to([[[0.0, 0.0, 1.0]]], (count, 1, 3))], axis=1)
+    inverse = torch.from_numpy(np.linalg.inv(forward)[:, :2].astype(np.float32)).to(frame.device)
+    u = torch.arange(out_w, device=frame.device, dtype=torch.float32).view(1, 1, out_w)
+    v = torch.arange(out_h, device=frame.device, dtype=torch.float32).view(1, out_h, 1)
+    m = inverse.view(count, 2, 3, 1, 1)
+    # OpenCV's fixed point: the column term and the row term are each rounded to 1/1024 px, their
+    # sum then to 1/32 px (INTER_BITS = 5) with ties upwards. Matching it keeps sharp edges (the
+    # frame border above all) within a grey level of the CPU crops.
+    src_x = (torch.round(m[:, 0, 0] * u * 1024) + torch.round((m[:, 0, 1] * v + m[:, 0, 2]) * 1024)
+             + 16).div(32).floor() / 32
+    src_y = (torch.round(m[:, 1, 0] * u * 1024) + torch.round((m[:, 1, 1] * v + m[:, 1, 2]) * 1024)
+             + 16).div(32).floor() / 32
+    # grid_sample (align_corners=False) puts pixel i's centre at (2i + 1) / size - 1
+    grid = torch.stack([(2 * src_x + 1) / width - 1, (2 * src_y + 1) / height - 1], dim=3)
+    return F.grid_sample(frame.expand(count, -1, -1, -1), grid, mode="bilinear",
+                         padding_mode="zeros", align_corners=False)
+
+
+def normalize_crops(crops_bgr: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(N,3,h,w) BGR 0..255 -> RGB, (x/255 - mean) / std, as engines.estimator.normalize_crops."""
+    mean = crops_bgr.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
+    std = crops_bgr.new_tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0
+    return ((crops_bgr.flip(1) - mean) / std).to(dtype)
+
+
+def crop_and_normalize(frame_bgr: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                       image_size: tuple[int, int], device: torch.device | str = "cpu",
+                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Network input (N,3,h,w) on `device` for people at centers/scales (N,2) in a BGR frame."""
+    frame = upload_frame(frame_bgr, device)
+    return normalize_crops(warp_crops(frame, crop_matrices(centers, scales, image_size), image_size),
+                           dtype)
+
+
+def decode_heatmaps(heatmaps: torch.Tensor, heatmap_to_frame: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Official standard decode of heatmaps (N,J,h,w) -> keypoints (N,J,3) float32 (x, y,
+    maxval) in frame pixels, on the heatmaps' device; heatmap_to_frame: (N,2,3) matrices.
+
+    argmax; a maxval <= 0 puts the point at the heatmap origin; when the peak lies strictly
+    inside (1 < x < w-1, 1 < y < h-1) it moves a quarter pixel towards the larger neighbour on
+    each axis; then the inverse affine maps it to the frame."""
+    heatmaps = heatmaps.float()
+    count, joints, height, width = heatmaps.shape
+    flat = heatmaps.reshape(count, joints, height * width)
+    if count == 0:
+        return heatmaps.new_zeros((0, joints, 3))
+    maxvals, index = flat.max(dim=2)  # first maximum on ties, as numpy's argmax
+    x = (index % width).float()
+    y = torch.div(index, width, rounding_mode="floor").float()
+    positive = (maxvals > 0).float()
+    x, y = x * positive, y * positive
+    # integer peak (floor(v + 0.5) of an integer is itself); neighbours read from the flat map
+    px, py = x.long(), y.long()
+    inside = (px > 1) & (px < width - 1) & (py > 1) & (py < height - 1)
+    at = py * width + px
+    neighbours = torch.stack([at + 1, at - 1, at + width, at - width], dim=2)
+    neighbours = torch.where(inside.unsqueeze(2), neighbours, at.unsqueeze(2))  # stay in range
+    right, left, down, up = flat.gather(2, neighbours).unbind(2)
+    x = x + torch.where(inside, torch.sign(right - left) * 0.25, torch.zeros_like(x))
+    y = y + torch.where(inside, torch.sign(down - up) * 0.25, torch.zeros_like(y))
+    matrices = torch.as_tensor(heatmap_to_frame, dtype=torch.float32, device=heatmaps.device)
+    matrices = matrices.reshape(count, 1, 2, 3)
+    frame_x = matrices[..., 0, 0] * x + matrices[..., 0, 1] * y + matrices[..., 0, 2]
+    frame_y = matrices[..., 1, 0] * x + matrices[..., 1, 1] * y + matrices[..., 1, 2]
+    return torch.stack([frame_x, frame_y, maxvals], dim=2)
+
+
+def decode_people(heatmaps: torch.Tensor, centers: np.ndarray, scales: np.ndarray) -> torch.Tensor:
+    """decode_heatmaps with the inverse matrices of people at centers/scales (N,2)."""
+    height, width = heatmaps.shape[-2:]
+    return decode_heatmaps(heatmaps, heatmap_to_frame_matrices(centers, scales, (width, height)))

@@ -1,0 +1,107 @@
+"""Heatmap codec against the official HRNet outputs (tests/fixtures/decode_golden.npz: batches 0
+and 4 of decode_ref.npz, which hold the special cases, and the first flip case), plus DARK."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engines.codec import (decode_heatmaps, flip_back, fliplr_joints, fuse_flip, generate_target,
+                           get_max_preds)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = np.load(FIXTURES / "decode_golden.npz")
+COCO_JOINT_WEIGHTS = [1, 1, 1, 1, 1, 1, 1, 1.2, 1.2, 1.5, 1.5, 1, 1, 1.2, 1.2, 1.5, 1.5]
+
+
+@pytest.mark.parametrize("batch", [0, 1])
+def test_decode_matches_official(batch):
+    hm = GOLDEN["hm"][batch]
+    n, _, h, w = hm.shape
+    preds, maxvals = get_max_preds(hm)
+    np.testing.assert_array_equal(preds, GOLDEN["max_preds"][batch])
+    np.testing.assert_array_equal(maxvals, GOLDEN["maxvals"][batch])
+    identity = decode_heatmaps(hm, np.tile([w / 2, h / 2], (n, 1)), np.tile([w / 200, h / 200], (n, 1)))
+    np.testing.assert_array_equal(identity[..., :2], GOLDEN["coords_hm"][batch])
+    kpts = decode_heatmaps(hm, GOLDEN["center"][batch], GOLDEN["scale"][batch])
+    assert kpts.shape == (n, 17, 3) and kpts.dtype == np.float32
+    np.testing.assert_allclose(kpts[..., :2], GOLDEN["coords"][batch], atol=1e-2, rtol=0)
+    np.testing.assert_array_equal(kpts[..., 2:], GOLDEN["maxvals"][batch])
+
+
+def test_decode_special_cases_are_in_the_fixture():
+    # the strict border rule, masking and ties the README describes are what the golden test exercises
+    hm, maxvals = GOLDEN["hm"][0], GOLDEN["maxvals"][0]
+    assert maxvals[0, 0, 0] <= 0 and maxvals[0, 1, 0] <= 0
+    x_of_peaks_at_0_1_46_47 = GOLDEN["coords_hm"][0][1, 2:6, 0]
+    np.testing.assert_array_equal(x_of_peaks_at_0_1_46_47, [0, 1, 45.75, 47])  # strict 1 < x < W-1
+    assert hm.shape == (3, 17, 64, 48)
+
+
+def test_decode_matches_tiny_model_reference():
+    ref = torch.load(FIXTURES / "hrnet_tiny_ref.pt", weights_only=True)
+    kpts = decode_heatmaps(ref["output_fliptest"].numpy(), ref["decode_center"].numpy(), ref["decode_scale"].numpy())
+    np.testing.assert_allclose(kpts[..., :2], ref["decode_preds"].numpy(), atol=1e-2, rtol=0)
+    np.testing.assert_array_equal(kpts[..., 2:], ref["decode_maxvals"].numpy())
+
+
+def test_flip_back_and_fusion_exact():
+    pairs = GOLDEN["flip_pairs"]
+    np.testing.assert_array_equal(flip_back(GOLDEN["flipback_in"], pairs), GOLDEN["flipback_out"])
+    fused = fuse_flip(GOLDEN["fliptest_orig"], GOLDEN["fliptest_flipped"], pairs)
+    assert fused.dtype == np.float32
+    np.testing.assert_array_equal(fused, GOLDEN["fliptest_out"])
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_generate_target_exact(case):
+    g = {k[4:]: GOLDEN[k] for k in GOLDEN.files if k.startswith(f"tg{case}_")}
+    weights = COCO_JOINT_WEIGHTS if g["diff_w"] else None
+    target, weight = generate_target(g["joints"], g["joints_vis"], g["image_size"], g["heatmap_size"],
+                                     int(g["sigma"]), weights)
+    assert target.dtype == weight.dtype == np.float32
+    np.testing.assert_array_equal(target, g["target"])
+    np.testing.assert_array_equal(weight, g["target_weight"])
+
+
+@pytest.mark.parametrize("case", range(2))
+def test_fliplr_joints_exact(case):
+    joints, vis = fliplr_joints(GOLDEN[f"fl{case}_joints"], GOLDEN[f"fl{case}_joints_vis"],
+                                int(GOLDEN[f"fl{case}_width"]), GOLDEN["flip_pairs"])
+    np.testing.assert_array_equal(joints, GOLDEN[f"fl{case}_out_joints"])
+    np.testing.assert_array_equal(vis, GOLDEN[f"fl{case}_out_vis"])
+
+
+def _gaussian_heatmaps(centres_xy, h=64, w=48, sigma=2.0):
+    ys, xs = np.mgrid[:h, :w].astype(np.float64)
+    cx, cy = centres_xy[:, 0, None, None], centres_xy[:, 1, None, None]
+    return np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+
+
+def test_dark_beats_quarter_offset_on_subpixel_gaussians():
+    rng = np.random.default_rng(7)
+    truth = np.stack([rng.uniform(5, 43, 40), rng.uniform(5, 59, 40)], axis=1)
+    hm = _gaussian_heatmaps(truth).reshape(4, 10, 64, 48)
+    identity = dict(centers=np.tile([24.0, 32.0], (4, 1)), scales=np.tile([48 / 200, 64 / 200], (4, 1)))
+    err = {}
+    for method in ("standard", "dark"):
+        kpts = decode_heatmaps(hm, method=method, **identity).reshape(40, 3)
+        err[method] = np.linalg.norm(kpts[:, :2] - truth, axis=1)
+    assert err["dark"].mean() < 0.05 < err["standard"].mean()
+    assert err["dark"].max() < err["standard"].max()
+
+
+def test_dark_keeps_maxvals_and_masks_empty_heatmaps():
+    hm = np.zeros((1, 2, 64, 48), np.float32)
+    hm[0, 1] = _gaussian_heatmaps(np.array([[20.3, 30.6]]))[0] * 0.7
+    kpts = decode_heatmaps(hm, np.array([[100.0, 100.0]]), np.array([[0.96, 1.28]]), method="dark")
+    assert np.isfinite(kpts).all()
+    assert kpts[0, 0, 2] == 0 and kpts[0, 1, 2] == pytest.approx(hm[0, 1].max())
+    with pytest.raises(ValueError):
+        decode_heatmaps(hm, np.zeros((1, 2)), np.ones((1, 2)), method="nope")
+
+
+def test_decode_of_no_people_is_empty():
+    out = decode_heatmaps(np.zeros((0, 17, 64, 48), np.float32), np.zeros((0, 2)), np.zeros((0, 2)))
+    assert out.shape == (0, 17, 3)

@@ -1,0 +1,128 @@
+"""engines.gpu_ops against the CPU path: crops vs cv2.warpAffine, normalisation vs the estimator's,
+decode vs engines.codec.decode_heatmaps. Runs on CPU torch; the same checks on CUDA are marked gpu."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engines import gpu_ops
+from engines.codec import decode_heatmaps
+from engines.estimator import normalize_crops
+from engines.geometry import box_to_center_scale, crop_people
+
+IMAGE_SIZE = (192, 256)  # w, h
+HEATMAP_SIZE = (48, 64)
+
+DEVICES = ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
+
+
+def textured_frame(height=360, width=640, seed=0) -> np.ndarray:
+    """Smooth colour noise with hard-edged shapes and text: both gentle and sharp edges."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (height // 8, width // 8, 3)).astype(np.uint8)
+    frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    cv2.circle(frame, (300, 200), 60, (20, 200, 90), -1)
+    cv2.rectangle(frame, (420, 40), (470, 330), (250, 250, 250), -1)
+    cv2.putText(frame, "HRNet", (50, 300), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
+    return frame
+
+
+# inside, across every frame edge, tiny, fractional, and wholly outside the frame
+BOXES = np.array([[100, 50, 220, 330], [300, 100, 500, 300], [-50, -20, 80, 150],
+                  [600, 300, 700, 420], [10.3, 20.7, 60.1, 90.9], [700, 400, 800, 500]],
+                 dtype=np.float32)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_crops_match_cv2_warp_affine_within_one_grey_level(device):
+    frame = textured_frame()
+    centers, scales = box_to_center_scale(BOXES, IMAGE_SIZE)
+    expected = crop_people(frame, centers, scales, IMAGE_SIZE).astype(np.float32)
+
+    matrices = gpu_ops.crop_matrices(centers, scales, IMAGE_SIZE)
+    crops = gpu_ops.warp_crops(gpu_ops.upload_frame(frame, device), matrices, IMAGE_SIZE)
+
+    assert crops.shape == (len(BOXES), 3, IMAGE_SIZE[1], IMAGE_SIZE[0])
+    assert crops.device.type == device
+    diff = np.abs(crops.permute(0, 2, 3, 1).cpu().numpy() - expected)
+    assert diff.max() <= 1.0, diff.max()  # cv2 rounds to uint8: 0.5 of it is rounding alone
+    assert diff.mean() < 0.3
+    assert expected[-1].max() == 0 and crops[-1].abs().max() == 0  # outside the frame: black
+
+
+def test_crops_follow_the_matrix_not_just_the_box_size():
+    """A crop of the right size but shifted by one pixel must fail the tolerance: the test above
+    really checks geometry."""
+    frame = textured_frame(seed=1)
+    centers, scales = box_to_center_scale(BOXES[:2], IMAGE_SIZE)
+    expected = crop_people(frame, centers + [1.0, 0.0], scales, IMAGE_SIZE).astype(np.float32)
+    crops = gpu_ops.warp_crops(gpu_ops.upload_frame(frame, "cpu"),
+                               gpu_ops.crop_matrices(centers, scales, IMAGE_SIZE), IMAGE_SIZE)
+    assert np.abs(crops.permute(0, 2, 3, 1).numpy() - expected).max() > 10
+
+
+def test_no_people_gives_an_empty_batch():
+    frame = textured_frame()
+    crops = gpu_ops.crop_and_normalize(frame, np.zeros((0, 2)), np.zeros((0, 2)), IMAGE_SIZE)
+    assert crops.shape == (0, 3, IMAGE_SIZE[1], IMAGE_SIZE[0])
+    decoded = gpu_ops.decode_people(torch.zeros(0, 17, 64, 48), np.zeros((0, 2)), np.zeros((0, 2)))
+    assert decoded.shape == (0, 17, 3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_crop_and_normalize_matches_the_cpu_network_input(device):
+    frame = textured_frame(seed=2)
+    centers, scales = box_to_center_scale(BOXES[:5], IMAGE_SIZE)
+    expected = normalize_crops(crop_people(frame, centers, scales, IMAGE_SIZE))
+
+    got = gpu_ops.crop_and_normalize(frame, centers, scales, IMAGE_SIZE, device=device)
+
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    # one grey level is 1/255/std ~ 0.0175 in normalised units
+    assert np.abs(got.cpu().numpy() - expected).max() <= 1.0 / 255 / 0.224 + 1e-4
+
+
+def test_normalize_crops_is_rgb_imagenet_and_casts():
+    crops_bgr = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 3, 8, 6))).float()
+    expected = normalize_crops(crops_bgr.permute(0, 2, 3, 1).numpy().astype(np.uint8))
+    got = gpu_ops.normalize_crops(crops_bgr, dtype=torch.float16)
+    assert got.dtype == torch.float16
+    np.testing.assert_allclose(got.float().numpy(), expected, atol=2e-3)
+
+
+def heatmaps_with_edge_cases(seed=0, people=6) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    hm = (rng.random((people, 17, *HEATMAP_SIZE[::-1]), dtype=np.float32) ** 8)
+    hm[0, 0] = -0.5                     # all negative: origin, official mask
+    hm[1, 1] = 0.0                      # all zero
+    hm[1, 2, 0, 7] = 3.0                # peak on the border row: no offset
+    hm[2, 3, 1, 10] = 3.0               # row 1 is not "inside" either (1 < y)
+    hm[2, 4, 30, 20] = 3.0              # inside, equal neighbours in x: sign 0
+    hm[2, 4, 30, 19] = hm[2, 4, 30, 21] = 1.0
+    hm[3, 5, 10, 10] = hm[3, 5, 40, 40] = 4.0  # tie: first in row-major order wins
+    return hm
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_decode_matches_the_cpu_decode(device):
+    hm = heatmaps_with_edge_cases()
+    boxes = np.concatenate([BOXES[:5], [[5, 5, 40, 200]]]).astype(np.float32)
+    centers, scales = box_to_center_scale(boxes, IMAGE_SIZE)
+    expected = decode_heatmaps(hm, centers, scales)
+
+    got = gpu_ops.decode_people(torch.from_numpy(hm).to(device), centers, scales)
+
+    assert got.shape == expected.shape and got.device.type == device
+    np.testing.assert_allclose(got.cpu().numpy(), expected, atol=1e-3, rtol=0)
+
+
+def test_decode_accepts_half_precision_heatmaps():
+    hm = heatmaps_with_edge_cases(seed=4)
+    centers, scales = box_to_center_scale(BOXES, IMAGE_SIZE)
+    half = torch.from_numpy(hm).half()
+    expected = decode_heatmaps(half.float().numpy(), centers, scales)
+    got = gpu_ops.decode_people(half, centers, scales)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-3, rtol=0)

@@ -1,0 +1,47 @@
+"""Drawing: stable per-id colours, skeletons where joints are, trails that end with their track."""
+
+import numpy as np
+
+from tracker.render import Renderer, track_colour
+from tracker.tracking import TRACKED, TrackBatch
+
+
+def batch(ids, offset=0.0, nan_joint=None):
+    n = len(ids)
+    kpts = np.zeros((n, 17, 3), np.float32)
+    for r in range(n):
+        kpts[r, :, 0] = 20 + 40 * r + offset + np.arange(17)
+        kpts[r, :, 1] = 10 + 3 * np.arange(17)
+        kpts[r, :, 2] = 0.9
+    if nan_joint is not None:
+        kpts[0, nan_joint] = np.nan
+    boxes = np.stack([kpts[..., 0].min(1), kpts[..., 1].min(1), kpts[..., 0].max(1), kpts[..., 1].max(1),
+                      np.ones(n)], axis=1).astype(np.float32)
+    return TrackBatch(ids=np.asarray(ids, np.int64), boxes=boxes, keypoints=kpts, keypoints_raw=kpts.copy(),
+                      states=np.full(n, TRACKED, np.int8), frames_since_update=np.zeros(n, np.int32))
+
+
+def test_colours_are_stable_and_distinct():
+    assert track_colour(7) == track_colour(7)
+    colours = {track_colour(i) for i in range(1, 21)}
+    assert len(colours) == 20
+
+
+def test_draw_marks_people_and_overlay_and_survives_nan_joints():
+    renderer = Renderer("coco17")
+    image = np.zeros((80, 160, 3), np.uint8)
+    out = renderer.draw(image, batch([1, 2], nan_joint=3), {"FPS": 25.0})
+    assert out is image
+    assert image[10:60, 15:110].any()          # skeletons and boxes
+    assert image[5:20, 5:60].any()             # overlay text
+    empty = Renderer("coco17").draw(np.zeros((80, 160, 3), np.uint8), batch([]))
+    assert not empty.any()
+
+
+def test_trails_follow_live_tracks_only():
+    renderer = Renderer("coco17", trail_length=3)
+    for step in range(5):
+        renderer.draw(np.zeros((80, 200, 3), np.uint8), batch([1, 2], offset=2.0 * step))
+    assert {k: len(v) for k, v in renderer._trails.items()} == {1: 3, 2: 3}
+    renderer.draw(np.zeros((80, 200, 3), np.uint8), batch([2]))
+    assert set(renderer._trails) == {2}

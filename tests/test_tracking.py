@@ -1,0 +1,196 @@
+"""tracker.tracking: identities through crossings, gaps and noise; smoothing; bad input."""
+
+import numpy as np
+import pytest
+from filterpy.common import Q_discrete_white_noise
+from filterpy.kalman import KalmanFilter
+
+from engines.errors import UserError
+from engines.schemas import COCO17
+from tracker.tracking import LOST, PoseTracker, TrackerConfig
+from tracker.tracking.kalman import ConstantVelocityBank
+from tracker.tracking.synthetic import COCO_TEMPLATE, boxes_from_keypoints, noisy_detections, synthetic_people
+
+
+def pose_at(cx, cy, height=200.0, score=0.9):
+    xy = COCO_TEMPLATE * height + [cx, cy]
+    return np.concatenate([xy, np.full((17, 1), score)], axis=1).astype(np.float32)
+
+
+def detections(poses, det_score=0.9):
+    kp = np.array(poses, np.float32).reshape(-1, 17, 3)
+    return boxes_from_keypoints(kp, np.full(len(kp), det_score)), kp
+
+
+def ids_by_person(out, poses):
+    """Map each reported track to the scripted person whose pose it is nearest to."""
+    mapping = {}
+    for r in range(len(out)):
+        d = [np.abs(out.keypoints[r, :, :2] - p[:, :2]).mean() for p in poses]
+        mapping[int(np.argmin(d))] = int(out.ids[r])
+    return mapping
+
+
+def test_kalman_bank_matches_filterpy():
+    rng = np.random.default_rng(0)
+    bank = ConstantVelocityBank(np.array([5.0, -3.0]), 4.0, 100.0)
+    filters = []
+    for x0 in (5.0, -3.0):
+        kf = KalmanFilter(dim_x=2, dim_z=1)
+        kf.x = np.array([[x0], [0.0]])
+        kf.P = np.diag([4.0, 100.0])
+        kf.H = np.array([[1.0, 0.0]])
+        filters.append(kf)
+    for t in range(30):
+        dt, q = rng.uniform(0.5, 2.0), rng.uniform(0.1, 2.0)
+        z, r = rng.normal(t, 1.0, 2), rng.uniform(0.5, 3.0, 2)
+        observed = rng.uniform(size=2) > 0.3
+        bank.predict(dt, q)
+        bank.update(z, r, observed)
+        for k, kf in enumerate(filters):
+            kf.F = np.array([[1.0, dt], [0.0, 1.0]])
+            kf.Q = Q_discrete_white_noise(2, dt, q)
+            kf.predict()
+            if observed[k]:
+                kf.update(np.array([[z[k]]]), R=np.array([[r[k]]]))
+            np.testing.assert_allclose([bank.pos[k], bank.vel[k]], kf.x.ravel(), rtol=1e-9)
+            np.testing.assert_allclose([bank.p00[k], bank.p01[k], bank.p11[k]],
+                                       [kf.P[0, 0], kf.P[0, 1], kf.P[1, 1]], rtol=1e-9)
+
+
+def test_crossing_people_keep_their_ids():
+    tracker = PoseTracker()
+    first = None
+    for f in range(60):
+        poses = [pose_at(100 + 12 * f, 300), pose_at(800 - 12 * f, 310)]  # cross at f ~ 29
+        out = tracker.update(*detections(poses), timestamp=f / 30)
+        if f >= 2:
+            ids = ids_by_person(out, poses)
+            assert len(ids) == 2
+            first = first or ids
+            assert ids == first, f"ids changed at frame {f}"
+
+
+def test_short_gap_keeps_the_id_and_predicts_through_it():
+    tracker = PoseTracker(TrackerConfig(output_coast_frames=2))
+    seen = set()
+    for f in range(40):
+        pose = pose_at(100 + 8 * f, 300)
+        if 15 <= f < 20:  # gone for five frames
+            out = tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), timestamp=f / 30)
+            if f < 17:  # coasting: reported as lost, at the predicted place
+                assert out.states.tolist() == [LOST]
+                assert np.abs(out.keypoints[0, :, 0] - pose[:, 0]).mean() < 10
+                assert np.isnan(out.keypoints_raw).all()
+            else:
+                assert len(out) == 0
+            continue
+        out = tracker.update(*detections([pose]), timestamp=f / 30)
+        seen.update(out.ids.tolist())
+    assert seen == {1}
+
+
+def test_person_who_stops_while_hidden_is_recovered():
+    tracker = PoseTracker()
+    ids = set()
+    for f in range(40):
+        x = 100 + 10 * min(f, 12)  # walks, then stands still from frame 12, hidden for frames 12-21
+        if 12 <= f < 22:
+            tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), timestamp=f / 30)
+            continue
+        ids.update(tracker.update(*detections([pose_at(x, 300)]), timestamp=f / 30).ids.tolist())
+    assert ids == {1}
+
+
+def test_isolated_false_detections_never_become_tracks():
+    rng = np.random.default_rng(5)
+    tracker = PoseTracker()
+    confirmed = set()
+    for f in range(80):
+        real = [pose_at(200 + 3 * f, 300)]
+        clutter = [pose_at(*rng.uniform([0, 0], [1280, 720]), height=rng.uniform(60, 250)) for _ in range(3)]
+        out = tracker.update(*detections(real + clutter), timestamp=f / 30)
+        confirmed.update(out.ids.tolist())
+    assert confirmed == {1}
+
+
+def test_left_right_swap_keeps_id_and_is_corrected():
+    tracker = PoseTracker()
+    flip = COCO17.flip_permutation()
+    for f in range(20):
+        pose = pose_at(300 + 4 * f, 300)
+        shown = pose[flip] if f == 12 else pose  # the model swaps left and right once
+        out = tracker.update(*detections([shown]), timestamp=f / 30)
+        if f >= 2:
+            assert out.ids.tolist() == [1]
+        if f == 12:
+            # the tracker un-swapped the labels, so smoothed joints stay on the right side
+            assert np.abs(out.keypoints[0, :, 0] - pose[:, 0]).max() < 10
+
+
+@pytest.mark.parametrize("noise", [0.01, 0.02])  # joint noise std as a fraction of person height
+def test_smoothing_halves_jitter_without_adding_error(noise):
+    rng = np.random.default_rng(2)
+    frames, people = 240, 6
+    gt = synthetic_people(people, frames, rng)
+    tracker = PoseTracker()
+    raw = np.full((frames, people, 17, 2), np.nan)
+    smooth = np.full_like(raw, np.nan)
+    for f in range(frames):
+        boxes, kp = noisy_detections(gt[f], rng, noise=noise)
+        out = tracker.update(boxes, kp, timestamp=f / 30)
+        for r in range(len(out)):
+            p = np.flatnonzero(np.all(kp[:, :, :2] == out.keypoints_raw[r, :, :2], axis=(1, 2)))
+            assert len(p) == 1
+            raw[f, p[0]], smooth[f, p[0]] = kp[p[0], :, :2], out.keypoints[r, :, :2]
+    assert np.isfinite(smooth[10:]).all()  # every person tracked after warm-up
+    s = slice(10, None)
+
+    def jitter(x):
+        return np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1).mean()
+
+    def error(x):
+        return np.linalg.norm(x - gt[s, ..., :2], axis=-1).mean()
+
+    assert jitter(smooth[s]) <= 0.5 * jitter(raw[s])
+    assert error(smooth[s]) <= error(raw[s])
+
+
+def test_empty_nan_and_bursts_never_crash_or_reuse_ids():
+    rng = np.random.default_rng(3)
+    tracker = PoseTracker(TrackerConfig(lost_buffer=3))
+    ever, previous = set(), set()
+    counts = [0, 50, 0, 0, 0, 0, 50, 3, 0, 50, 50, 50, 0]
+    for f, n in enumerate(counts):
+        centres = rng.uniform([0, 0], [1280, 720], (n, 2)) if f not in (10, 11) else centres[:n]
+        boxes, kp = detections([pose_at(x, y, 80) for x, y in centres]) if n else (np.zeros((0, 5)), np.zeros((0, 17, 3)))
+        if n:
+            kp[rng.uniform(size=kp.shape[:2]) < 0.2] = np.nan  # missing joints
+            boxes[0, :4] = np.nan                             # an unusable box
+        out = tracker.update(boxes, kp, timestamp=f / 30)
+        ids = out.ids.tolist()
+        assert len(ids) == len(set(ids))
+        assert np.isfinite(out.keypoints).all()
+        assert not (set(ids) - previous) & ever, "a new track got an old id"
+        ever |= set(ids)
+        previous = set(ids)
+    assert ever  # the repeated burst (frames 9-11) became confirmed tracks
+
+
+def test_bad_calls_raise_user_errors():
+    tracker = PoseTracker()
+    with pytest.raises(UserError, match="keypoints"):
+        tracker.update(np.zeros((1, 5)), np.zeros((1, 16, 3)))
+    with pytest.raises(UserError, match="boxes"):
+        tracker.update(np.zeros((5, 4)), np.zeros((5, 17, 3)))
+    tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), timestamp=2.0)
+    with pytest.raises(UserError, match="back in time"):
+        tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), timestamp=1.0)
+
+
+def test_trackers_are_independent_per_source():
+    a, b = PoseTracker(), PoseTracker()
+    for f in range(4):
+        out_a = a.update(*detections([pose_at(100 + f, 100)]))
+        out_b = b.update(*detections([pose_at(500, 100), pose_at(900, 100)]))
+    assert out_a.ids.tolist() == [1] and sorted(out_b.ids.tolist()) == [1, 2]

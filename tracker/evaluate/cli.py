@@ -1,0 +1,34 @@
+"""`python -m tracker eval --gt DIR --pred DIR [--json]`: PoseTrack mAP / MOTA table like poseval's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from tracker.evaluate.evaluate import GROUP_NAMES, evaluate_folders
+
+
+def _row(label: str, values: dict[str, float]) -> str:
+    cells = "".join(f"{'nan' if math.isnan(values[g]) else f'{values[g]:.1f}':>7}" for g in GROUP_NAMES)
+    return f"{label:<6}{cells}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tracker eval",
+                                     description="PoseTrack evaluation (poseval semantics): mAP, MOTA, IDF1.")
+    parser.add_argument("--gt", required=True, help="folder of ground-truth sequence JSON files")
+    parser.add_argument("--pred", required=True, help="folder of prediction JSON files with the same names")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    args = parser.parse_args(argv)
+    result = evaluate_folders(args.gt, args.pred)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{result.num_sequences} sequences, {result.num_frames} labelled frames")
+    print(f"{'':<6}" + "".join(f"{g:>7}" for g in GROUP_NAMES))
+    for key in ("mAP", "MOTA", "MOTP", "IDF1"):
+        print(_row(key, summary[key]))
+    print(f"ID switches (all joints): {summary['id_switches']}")
+    return 0
