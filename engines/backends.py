@@ -24,7 +24,7 @@ from engines.errors import UserError
 
 __all__ = ["Backend", "BackendOptions", "BACKENDS", "BACKEND_MODULES", "register_backend",
            "backend_names", "create_backend",
-           "TorchBackend", "OnnxRuntimeBackend", "cached_onnx", "default_cache_dir"]
+           "TorchBackend", "OnnxRuntimeBackend", "cached_onnx", "weights_digest", "default_cache_dir"]
 
 
 class Backend(Protocol):
@@ -175,17 +175,23 @@ def default_cache_dir() -> Path:
     return Path(base) / "hrnet-pose-tracker"
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of the state_dict (names, shapes, values): same digest <=> same network."""
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def cached_onnx(model: torch.nn.Module, image_size: tuple[int, int],
                 cache_dir: str | os.PathLike | None = None) -> Path:
     """ONNX export of `model`, reused while the weights and input size are unchanged (the file
     name holds a hash of both; exporting takes seconds, loading milliseconds)."""
     from engines.export import export_onnx
 
-    digest = hashlib.sha256(f"{image_size[0]}x{image_size[1]}".encode())
-    for key, tensor in model.state_dict().items():
-        digest.update(key.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    digest = hashlib.sha256(f"{image_size[0]}x{image_size[1]}:{weights_digest(model)}".encode())
     folder = Path(cache_dir) if cache_dir else default_cache_dir() / "onnx"
     path = folder / f"hrnet_{image_size[0]}x{image_size[1]}_{digest.hexdigest()[:16]}.onnx"
     if not path.is_file():

@@ -15,6 +15,7 @@ import numpy as np
 
 from engines.backends import BackendOptions, create_backend
 from engines.codec import decode_heatmaps, fuse_flip
+from engines.detectors.base import validate_frame
 from engines.errors import UserError
 from engines.geometry import box_to_center_scale, crop_people, sanitize_boxes
 from engines.hrnet import build_hrnet
@@ -82,8 +83,7 @@ class PoseEstimator:
 
     def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Keypoints (N,J,3) float32 (x, y, score) in frame pixels for boxes (N,4|5) xyxy."""
-        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
-            raise ValueError(f"frame must be HxWx3 uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}")
+        validate_frame(frame_bgr)
         boxes = np.asarray(boxes, dtype=np.float32)
         boxes = boxes.reshape(-1, boxes.shape[-1] if boxes.size else 4)
         keypoints = np.zeros((len(boxes), self.num_joints, 3), dtype=np.float32)

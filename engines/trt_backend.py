@@ -32,11 +32,13 @@ import numpy as np
 import torch
 
 from engines.atomic import atomic_path, write_json_atomic
-from engines.backends import BackendOptions, cached_onnx, default_cache_dir, register_backend, torch_device
+from engines.backends import (BackendOptions, cached_onnx, default_cache_dir, register_backend, torch_device,
+                              weights_digest)
+from engines.download import sha256_of
 from engines.errors import UserError
 
 __all__ = ["BatchProfile", "EngineCache", "EngineCacheWarning", "TensorRTBackend", "batch_profile_of",
-           "run_in_chunks", "weights_digest", "file_digest", "require_tensorrt", "build_plan",
+           "run_in_chunks", "require_tensorrt", "build_plan",
            "make_tensorrt_backend", "make_tensorrt_onnx_backend", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install hrnet-pose-tracker[tensorrt]"
@@ -92,24 +94,6 @@ def run_in_chunks(run: Callable[[torch.Tensor], torch.Tensor], images: torch.Ten
             chunk = torch.cat([chunk, chunk.new_zeros((profile.min - count, *chunk.shape[1:]))])
         outputs.append(run(chunk)[:count])
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 of the state_dict (names, shapes, values): same digest <=> same network."""
-    digest = hashlib.sha256()
-    for key, tensor in model.state_dict().items():
-        digest.update(key.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class EngineCacheWarning(UserWarning):
@@ -377,7 +361,7 @@ def make_tensorrt_onnx_backend(model: torch.nn.Module, image_size: tuple[int, in
     onnx_path = Path(options.onnx_path) if options.onnx_path else cached_onnx(model, image_size,
                                                                               options.cache_dir)
     fields = {"format": "tensorrt_plan", "version": CACHE_FORMAT_VERSION,
-              "weights": file_digest(onnx_path), "input_size": list(image_size),
+              "weights": sha256_of(onnx_path), "input_size": list(image_size),
               "precision": "fp16" if options.half else "fp32",
               "batch_profile": [profile.min, profile.opt, profile.max], **gpu_fields(device),
               "tensorrt": trt.__version__}

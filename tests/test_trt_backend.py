@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from engines import trt_backend
-from engines.backends import BACKENDS, BackendOptions, create_backend
+from engines.backends import BACKENDS, BackendOptions, create_backend, weights_digest
 from engines.errors import UserError
-from engines.trt_backend import (BatchProfile, EngineCache, EngineCacheWarning, run_in_chunks,
-                                 weights_digest)
+from engines.trt_backend import BatchProfile, EngineCache, EngineCacheWarning, run_in_chunks
 
 HAVE_TENSORRT = all(importlib.util.find_spec(m) for m in ("tensorrt", "torch_tensorrt"))
 

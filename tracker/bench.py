@@ -15,7 +15,7 @@ import numpy as np
 
 from engines.errors import UserError
 
-__all__ = ["main", "STAGES", "bench_track"]
+__all__ = ["main", "STAGES", "bench_track", "bench_e2e", "bench_live"]
 
 
 def bench_track(args: argparse.Namespace) -> list[dict]:
@@ -40,24 +40,103 @@ def bench_track(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-STAGES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {"track": bench_track}
+def _run_pipeline(args: argparse.Namespace, live: bool, seconds: float | None = None):
+    """Run the app's pipeline on args.source (every frame of a file, or the file read like a
+    camera) with the app's models; returns (stats, per-frame stage samples, decode ms)."""
+    from tracker.app import load_detector_by_name, load_pose
+    from tracker.pipeline import Pipeline, Stream, new_tracker
+    from tracker.render import Renderer
+    from tracker.sources import open_source
+
+    estimator = load_pose(args.pose, None, args.backend, args.device)
+    detector = load_detector_by_name(args.det)
+    source = open_source(args.source, loop=live, live=live)
+    stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps),
+                    renderer=Renderer(estimator.schema.name), samples=[])
+    decode_ms = _decode_ms(args.source, args.frames)
+    on_frame = None
+    if live:
+        deadline = time.monotonic() + seconds
+        on_frame = lambda s: pipeline.stop() if time.monotonic() > deadline else None  # noqa: E731
+    elif args.frames:
+        on_frame = lambda s: pipeline.stop() if s.frames >= args.frames else None  # noqa: E731
+    pipeline = Pipeline(estimator, detector, [stream], det_interval=args.det_interval, on_frame=on_frame)
+    stats = pipeline.run()
+    return stats, stream.samples[args.warmup:], decode_ms
+
+
+def _decode_ms(spec: str, frames: int) -> float:
+    """Median milliseconds to decode one frame of the source on its own."""
+    from tracker.sources import open_source
+
+    source, times = open_source(spec), []
+    try:
+        start = time.perf_counter()
+        for frame in source:
+            times.append(time.perf_counter() - start)
+            if len(times) >= (frames or 300):
+                break
+            start = time.perf_counter()
+    finally:
+        source.close()
+    return float(np.median(times) * 1e3) if times else float("nan")
+
+
+def _median(samples: list[dict], key: str) -> float:
+    return float(np.median([s[key] for s in samples])) if samples else float("nan")
+
+
+def bench_e2e(args: argparse.Namespace) -> list[dict]:
+    """End to end on a file (default the demo clip): FPS over the whole run and median stage ms."""
+    stats, samples, decode_ms = _run_pipeline(args, live=False)
+    row = {"stage": "e2e", "frames": stats.frames, "fps": round(stats.fps, 2), "decode_ms": round(decode_ms, 2)}
+    row.update({f"{k}_ms": round(_median(samples, k), 2) for k in ("detect", "pose", "track", "render")})
+    row["median_ms"] = _median(samples, "detect") + _median(samples, "pose") + _median(samples, "track")
+    row["p90_ms"] = float(np.percentile([s["detect"] + s["pose"] + s["track"] for s in samples], 90))
+    return [row]
+
+
+def bench_live(args: argparse.Namespace) -> list[dict]:
+    """The source played like a camera at its own frame rate for --seconds: capture-to-output
+    latency (median, p90, and how it drifts from the first to the last quarter) and drops."""
+    stats, samples, _ = _run_pipeline(args, live=True, seconds=args.seconds)
+    latency = np.array([s["latency"] for s in samples])
+    quarter = max(len(latency) // 4, 1)
+    return [{"stage": "live", "frames": stats.frames, "fps": round(stats.fps, 2), "dropped": stats.dropped,
+             "drift_ms": round(float(np.median(latency[-quarter:]) - np.median(latency[:quarter])), 2),
+             "median_ms": float(np.median(latency)), "p90_ms": float(np.percentile(latency, 90))}]
+
+
+STAGES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
+    "track": bench_track, "e2e": bench_e2e, "live": bench_live}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tracker bench", description="Time tracker stages.")
     parser.add_argument("--stage", required=True, help=f"one of: {', '.join(STAGES)}")
     parser.add_argument("--people", type=int, nargs="+", default=[5, 20, 50], help="crowd sizes (track stage)")
-    parser.add_argument("--frames", type=int, default=300, help="frames per run")
+    parser.add_argument("--frames", type=int, default=300, help="frames per run (e2e: 0 = the whole file)")
+    parser.add_argument("--source", default="demo", help="video for the e2e and live stages (default demo)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="live stage duration")
+    parser.add_argument("--pose", default=None, help="pose model as for python -m tracker (default bundled)")
+    parser.add_argument("--det", default=None, help="detector as for python -m tracker (default bundled)")
+    parser.add_argument("--det-interval", type=int, default=1)
+    parser.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt", "compile"],
+                        help="as for python -m tracker")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--warmup", type=int, default=20, help="frames left out of the statistics")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     return parser
 
 
 def main(argv=None) -> int:
+    from tracker.app import DEFAULT_DET, DEFAULT_POSE
+
     args = _parser().parse_args(argv)
+    args.pose, args.det = args.pose or DEFAULT_POSE, args.det or DEFAULT_DET
     if args.stage not in STAGES:
         raise UserError(f"unknown bench stage {args.stage!r}; choose one of {', '.join(STAGES)}")
-    if args.frames <= args.warmup:
+    if args.frames and args.frames <= args.warmup:
         raise UserError(f"--frames ({args.frames}) must exceed --warmup ({args.warmup})")
     rows = STAGES[args.stage](args)
     if args.json:

@@ -101,6 +101,7 @@ class Stream:
     last_people: tuple | None = None   # (boxes, keypoints) estimated in the previous frame
     latency_ms: dict = field(default_factory=dict)   # smoothed per-stage ms, "latency" end to end
     capture: CaptureThread | None = None
+    samples: list | None = None   # when a list, every frame's raw stage ms are appended (bench)
 
     @property
     def name(self) -> str:
@@ -255,9 +256,11 @@ class Pipeline:
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                     self._stop.set()
         times["render"] = time.perf_counter() - t0
+        times["latency"] = time.monotonic() - captured
         for stage, seconds in times.items():
             _smooth(stream.latency_ms, stage, 1000.0 * seconds)
-        _smooth(stream.latency_ms, "latency", 1000.0 * (time.monotonic() - captured))
+        if stream.samples is not None:
+            stream.samples.append({stage: 1000.0 * seconds for stage, seconds in times.items()})
         if self.on_frame is not None:
             self.on_frame(stream)
 
