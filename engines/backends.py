@@ -43,7 +43,8 @@ class BackendOptions:
     channels_last: bool = False     # NHWC memory layout (torch; often faster on GPUs)
     onnx_path: str | None = None    # existing ONNX file (onnxruntime); exported and cached if None
     threads: int | None = None      # intra-op threads (onnxruntime; None = its default)
-    cache_dir: str | None = None    # where exported ONNX files are cached
+    cache_dir: str | None = None    # where exported ONNX files (and TensorRT engines) are cached
+    batch_profile: tuple[int, int, int] | None = None   # TensorRT (min, opt, max) batch; None = 1, 8, 32
 
 
 BackendFactory = Callable[[torch.nn.Module, tuple[int, int], BackendOptions], Backend]

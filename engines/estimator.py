@@ -50,7 +50,8 @@ class PoseEstimator:
     preset: name or Preset. weights: checkpoint path or state_dict (random weights when None).
     backend: a name in engines.backends.BACKENDS ("torch", "onnxruntime"). onnx_path: run this
     ONNX file (with its own weights) instead of exporting the network to the cache. half and
-    channels_last: torch only; threads: onnxruntime intra-op threads. decode: "standard"
+    channels_last: torch only; threads: onnxruntime intra-op threads; batch_profile: TensorRT
+    (min, opt, max) crops per engine call (larger batches are split). decode: "standard"
     (official argmax + quarter offset) or "dark".
     """
 
@@ -58,7 +59,7 @@ class PoseEstimator:
                  backend: str = "torch", device: str = "cpu", half: bool = False,
                  flip_test: bool = False, decode: str = "standard",
                  onnx_path: str | os.PathLike | None = None, channels_last: bool = False,
-                 threads: int | None = None):
+                 threads: int | None = None, batch_profile: tuple[int, int, int] | None = None):
         self.preset = preset if isinstance(preset, Preset) else get_preset(preset)
         self.schema = get_schema(self.preset.schema)
         if decode not in DECODERS:
@@ -71,7 +72,7 @@ class PoseEstimator:
             load_weights(model, weights)
         options = BackendOptions(device=device, half=half, channels_last=channels_last,
                                  onnx_path=None if onnx_path is None else str(onnx_path),
-                                 threads=threads)
+                                 threads=threads, batch_profile=batch_profile)
         self.backend = create_backend(backend, model, self.preset.image_size, options)
         self.flip_test = flip_test
         self.decode = decode

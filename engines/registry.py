@@ -47,13 +47,17 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("hrnet-w48-coco", "pose", _MMPOSE + "hrnet_w48_coco_384x288-314c8528_20200708.pth",
                "hrnet_w48_coco_384x288-314c8528_20200708.pth", sha256_prefix="314c8528",
                converter="mmpose", preset="w48_384x288", note="mmpose top-down HRNet-W48 384x288"),
-    # The YOLOX release publishes no checksums: these verify nothing until a hash is filled in.
+    # The YOLOX release publishes no checksums: these are the SHA-256 of the 0.1.1rc0 files as
+    # pinned by downstream projects (nano's seen in two independent ones).
     ModelEntry("yolox-nano", "detector", _YOLOX + "yolox_nano.onnx", "yolox_nano.onnx",
-               preset="yolox", note="official YOLOX-Nano ONNX, 416x416 input, raw (grid not decoded)"),
+               sha256="c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d", preset="yolox",
+               note="official YOLOX-Nano ONNX, 416x416 input, raw (grid not decoded)"),
     ModelEntry("yolox-tiny", "detector", _YOLOX + "yolox_tiny.onnx", "yolox_tiny.onnx",
-               preset="yolox", note="official YOLOX-Tiny ONNX, 416x416 input, raw"),
+               sha256="427cc366d34e27ff7a03e2899b5e3671425c262ea2291f88bb942bc1cc70b0f7", preset="yolox",
+               note="official YOLOX-Tiny ONNX, 416x416 input, raw"),
     ModelEntry("yolox-s", "detector", _YOLOX + "yolox_s.onnx", "yolox_s.onnx",
-               preset="yolox", note="official YOLOX-S ONNX, 640x640 input, raw"),
+               sha256="c5c2d13e59ae883e6af3b45daea64af4833a4951c92d116ec270d9ddbe998063", preset="yolox",
+               note="official YOLOX-S ONNX, 640x640 input, raw"),
 ]}
 
 

@@ -76,10 +76,8 @@ class BatchProfile:
 
 
 def batch_profile_of(options: BackendOptions) -> BatchProfile:
-    """The batch profile in `options` ((min, opt, max) field `batch_profile`), else 1/8/32.
-    getattr: BackendOptions carries the field once the registry owner adds it."""
-    values = getattr(options, "batch_profile", None)
-    return BatchProfile(*values) if values else BatchProfile()
+    """The batch profile in `options` ((min, opt, max) field `batch_profile`), else 1/8/32."""
+    return BatchProfile(*options.batch_profile) if options.batch_profile else BatchProfile()
 
 
 def run_in_chunks(run: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,

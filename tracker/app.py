@@ -51,25 +51,34 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt", "compile"],
                    help="pose network runtime (default: onnxruntime on cpu, torch on cuda)")
+    p.add_argument("--batch-profile", metavar="MIN,OPT,MAX",
+                   help="TensorRT dynamic batch of crops (default 1,8,32; more people are split)")
     p.add_argument("--out", default="runs/track", help="parent of the numbered run folders (default runs/track)")
     return p
 
 
-def load_pose(name: str, preset: str | None, backend: str | None, device: str):
+def load_pose(name: str, preset: str | None, backend: str | None, device: str,
+              batch_profile: str | None = None):
     """A PoseEstimator for a bundled preset name, a registry name or a checkpoint path; without
     a backend, the fastest one measured for the device (ONNX Runtime is ~2.5x torch on CPU)."""
     backend = backend or ("onnxruntime" if device == "cpu" else "torch")
+    options = {"backend": backend, "device": device}
+    if batch_profile:
+        from engines.trt_backend import BatchProfile
+
+        profile = BatchProfile.parse(batch_profile)
+        options["batch_profile"] = (profile.min, profile.opt, profile.max)
     from engines.estimator import PoseEstimator
     from engines.presets import PRESETS
     from engines.registry import REGISTRY, resolve
     from engines.weights import bundled_weights
 
     if name in PRESETS:
-        return PoseEstimator(name, bundled_weights(name), backend=backend, device=device)
+        return PoseEstimator(name, bundled_weights(name), **options)
     path = resolve(name, "pose")
     entry = REGISTRY.get(name)
     chosen = preset or (entry.preset if entry is not None else None) or DEFAULT_POSE
-    return PoseEstimator(chosen, path, backend=backend, device=device)
+    return PoseEstimator(chosen, path, **options)
 
 
 def load_detector_by_name(name: str):
@@ -147,7 +156,7 @@ def main(argv=None) -> int:
     # sources first: a wrong path fails at once, before the models load
     sources = open_sources(args.source or ["demo"], loop=args.loop)
     try:
-        estimator = load_pose(args.pose, args.preset, args.backend, args.device)
+        estimator = load_pose(args.pose, args.preset, args.backend, args.device, args.batch_profile)
         detector = load_detector_by_name(args.det)
     except BaseException:
         for source in sources:

@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     p.add_argument("--det", default=DEFAULT_DET)
     p.add_argument("--det-interval", type=int, default=1)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt", "compile"])
+    p.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt", "compile"],
+                   help="pose runtime (default: onnxruntime on cpu, torch on cuda)")
     args = p.parse_args(argv)
 
     videos = my_share(find_videos(args.folder))
