@@ -4,38 +4,12 @@ import json
 import subprocess
 import sys
 
-import cv2
 import pytest
-import torch
 
 from engines.errors import run_cli
-from engines.hrnet import build_model
 from tracker.app import main
 from tracker.runs import next_run_dir
 from tracker.sources import DEMO_CLIP
-
-
-@pytest.fixture(scope="module")
-def lite_weights(tmp_path_factory):
-    """An untrained lite HRNet checkpoint: the trained bundled weights may not exist yet."""
-    path = tmp_path_factory.mktemp("weights") / "lite.pth"
-    torch.save(build_model("lite_w16_160x128").state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def short_clip(tmp_path_factory):
-    if not DEMO_CLIP.is_file():
-        pytest.skip("bundled demo clip missing")
-    path = tmp_path_factory.mktemp("clip") / "short.mp4"
-    reader, writer = cv2.VideoCapture(str(DEMO_CLIP)), None
-    for _ in range(6):
-        ok, image = reader.read()
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, image.shape[1::-1])
-        writer.write(image)
-    writer.release()
-    return path
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -20,3 +20,22 @@ def test_bad_arguments_are_user_errors():
         main(["--stage", "nope"])
     with pytest.raises(UserError, match="must exceed"):
         main(["--stage", "track", "--frames", "10", "--warmup", "10"])
+
+
+def test_e2e_stage_times_every_stage_on_a_clip(capsys, lite_weights, short_clip):
+    argv = ["--stage", "e2e", "--source", str(short_clip), "--pose", str(lite_weights), "--det", "hog",
+            "--frames", "0", "--warmup", "1", "--json"]
+    assert main(argv) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["frames"] == 6 and row["fps"] > 0 and row["decode_ms"] > 0
+    assert all(row[f"{stage}_ms"] > 0 for stage in ("detect", "pose", "track", "render"))
+    assert row["median_ms"] > 0 and row["p90_ms"] > 0
+
+
+def test_live_stage_plays_the_clip_like_a_camera(capsys, lite_weights, short_clip):
+    argv = ["--stage", "live", "--source", str(short_clip), "--pose", str(lite_weights), "--det", "hog",
+            "--seconds", "1.5", "--warmup", "2", "--json"]
+    assert main(argv) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    # the 6-frame clip loops at 25 FPS: more frames than it holds, each with a measured latency
+    assert row["frames"] > 6 and 0 < row["median_ms"] <= row["p90_ms"]
