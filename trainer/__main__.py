@@ -9,6 +9,7 @@ from engines.errors import run_cli
 # verb -> module exposing main(argv) -> int; no verb trains.
 VERBS = {
     "synth": "trainer.synth.cli",
+    "bundle": "trainer.bundle",
 }
 TRAIN = "trainer.train_cli"
 
