@@ -1,11 +1,14 @@
-"""Throughput of the pose network per backend, preset and batch size.
+"""Throughput of the pose network per backend, preset and batch size, or of person detectors.
 
     python -m engines bench --backend torch,onnxruntime --preset lite_w16_160x128,w32_256x192 \
         --batch 1,8,32 [--repeats 20] [--warmup 3] [--device cpu] [--threads N] [--json]
+    python -m engines bench --detector centernet,hog [--image FILE | --frame 640x360]
 
-Times the network call alone (normalised crops in, heatmaps out) on random inputs with fixed
-random weights (speed does not depend on the weights; fixed ones let onnxruntime reuse its
-cached export). Reports the median latency per batch and crops per second.
+Pose: times the network call alone (normalised crops in, heatmaps out) on random inputs with
+fixed random weights (speed does not depend on the weights; fixed ones let onnxruntime reuse its
+cached export). Reports the median latency per batch, crops per second and, on CUDA, the peak
+GPU memory allocated by torch. Detectors: median `detect()` time on one frame (an image file, or
+random noise of --frame size), everything included from BGR frame to boxes.
 """
 
 from __future__ import annotations
@@ -57,6 +60,28 @@ def time_backend(backend, images: np.ndarray, repeats: int, warmup: int) -> floa
     return float(np.median(times))
 
 
+def run_detector_bench(names: list[str], frame: np.ndarray, repeats: int, warmup: int,
+                       device: str) -> list[dict]:
+    from engines.detectors import load_detector
+
+    rows = []
+    for name in names:
+        options = {"device": device} if name.startswith("centernet") else {}
+        detector = load_detector(name, **options)
+        seconds = time_backend(detector.detect, frame, repeats, warmup)
+        rows.append({"detector": name, "frame": f"{frame.shape[1]}x{frame.shape[0]}",
+                     "median_ms": round(seconds * 1e3, 2), "frames_per_s": round(1 / seconds, 1),
+                     "people": len(detector.detect(frame)), "device": device})
+    return rows
+
+
+def peak_memory_mib(device: str) -> float | str:
+    """Peak GPU memory torch allocated since the last reset, in MiB ('' off CUDA)."""
+    if not device.startswith("cuda"):
+        return ""
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+
+
 def run_bench(presets: list[str], backends: list[str], batches: list[int], repeats: int,
               warmup: int, options: BackendOptions) -> list[dict]:
     rows = []
@@ -69,6 +94,8 @@ def run_bench(presets: list[str], backends: list[str], batches: list[int], repea
             model = build_hrnet(preset.extra, preset.num_joints)
             backend = create_backend(backend_name, model, preset.image_size, options)
             for batch in batches:
+                if options.device.startswith("cuda"):
+                    torch.cuda.reset_peak_memory_stats(options.device)
                 images = rng.standard_normal((batch, 3, preset.image_size[1], preset.image_size[0]),
                                              dtype=np.float32)
                 seconds = time_backend(backend, images, repeats, warmup)
@@ -76,13 +103,18 @@ def run_bench(presets: list[str], backends: list[str], batches: list[int], repea
                              "gmac_per_crop": round(gmac, 3), "median_ms": round(seconds * 1e3, 2),
                              "ms_per_crop": round(seconds * 1e3 / batch, 2),
                              "crops_per_s": round(batch / seconds, 1), "device": options.device,
+                             "peak_mib": peak_memory_mib(options.device),
                              "threads": torch.get_num_threads() if backend_name == "torch"
                              else options.threads})
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    columns = ["preset", "backend", "batch", "gmac_per_crop", "median_ms", "ms_per_crop", "crops_per_s"]
+POSE_COLUMNS = ["preset", "backend", "batch", "gmac_per_crop", "median_ms", "ms_per_crop", "crops_per_s",
+                "peak_mib"]
+DETECTOR_COLUMNS = ["detector", "frame", "median_ms", "frames_per_s", "people"]
+
+
+def format_table(rows: list[dict], columns: list[str] = POSE_COLUMNS) -> str:
     cells = [columns] + [[str(row[c]) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join("  ".join(v.rjust(w) if i > 1 else v.ljust(w) for i, (v, w) in
@@ -118,7 +150,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--half", action="store_true", help="fp16 (torch backend)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC layout (torch backend)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    parser.add_argument("--detector", type=comma_list,
+                        help="time these person detectors instead (centernet, hog, yolox:FILE, ...)")
+    parser.add_argument("--image", help="frame for --detector (default: random noise of --frame size)")
+    parser.add_argument("--frame", default="640x360", help="WxH of the random frame for --detector")
     return parser
+
+
+def detector_frame(image: str | None, size: str) -> np.ndarray:
+    if image:
+        import cv2
+
+        frame = cv2.imread(image, cv2.IMREAD_COLOR)
+        if frame is None:
+            raise UserError(f"cannot read image {image}")
+        return frame
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--frame must be WxH, e.g. 640x360, got {size!r}") from None
+    if w < 8 or h < 8:
+        raise UserError(f"--frame is too small: {size}")
+    return np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,6 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--repeats must be >= 1 and --warmup >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.detector:
+        rows = run_detector_bench(args.detector, detector_frame(args.image, args.frame), args.repeats,
+                                  args.warmup, args.device)
+        print(json.dumps(rows, indent=1) if args.json else format_table(rows, DETECTOR_COLUMNS))
+        return 0
     options = BackendOptions(device=args.device, half=args.half, channels_last=args.channels_last,
                              threads=args.threads)
     rows = run_bench(args.preset, args.backend, args.batch, args.repeats, args.warmup, options)

@@ -1,4 +1,9 @@
-"""Shared fixtures: an untrained lite checkpoint and a six-frame cut of the demo clip."""
+"""Shared fixtures: an untrained lite checkpoint, a six-frame cut of the demo clip, and a maker of
+synthetic-people image sets."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -29,3 +34,17 @@ def short_clip(tmp_path_factory):
         writer.write(image)
     writer.release()
     return path
+
+
+@pytest.fixture(scope="session")
+def make_synth_images(tmp_path_factory):
+    """make(name, "WxH", (split, count, seed), ...) -> a folder with one
+    `python -m trainer synth images` set per split."""
+    def make(name: str, size: str, *splits) -> Path:
+        root = tmp_path_factory.mktemp(name)
+        for split, count, seed in splits:
+            subprocess.run([sys.executable, "-m", "trainer", "synth", "images", "--count", str(count),
+                            "--out", str(root / split), "--seed", str(seed), "--size", size],
+                           check=True, cwd=Path(__file__).parents[1], capture_output=True)
+        return root
+    return make

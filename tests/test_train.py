@@ -27,13 +27,8 @@ TINY = {"OUTPUT_DIR": "runs", "WORKERS": 0, "PRINT_FREQ": 1, "SEED": 7,
 
 
 @pytest.fixture(scope="module")
-def synth_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    for split, count, seed in (("train", 8, 1), ("val", 4, 2)):
-        subprocess.run([sys.executable, "-m", "trainer", "synth", "images", "--count", str(count),
-                        "--out", str(root / split), "--seed", str(seed), "--size", "160x120"],
-                       check=True, cwd=REPO, capture_output=True)
-    return root
+def synth_data(make_synth_images) -> Path:
+    return make_synth_images("synth", "160x120", ("train", 8, 1), ("val", 4, 2))
 
 
 def write_cfg(tmp_path: Path, data: Path, **sections) -> Path:

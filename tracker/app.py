@@ -45,7 +45,8 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
     p.add_argument("--preset", help="preset of a --pose checkpoint file (default: the registry's, else "
                                     f"{DEFAULT_POSE})")
     p.add_argument("--det", default=DEFAULT_DET,
-                   help="person detector: hog, registry name (yolox-nano...) or ONNX path (default hog)")
+                   help="person detector: centernet (bundled), hog, centernet:CHECKPOINT, registry name "
+                        f"(yolox-nano...) or ONNX path (default {DEFAULT_DET})")
     p.add_argument("--det-interval", type=int, default=1,
                    help="run the detector every N frames; boxes follow the tracked keypoints in between")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -82,11 +83,13 @@ def load_pose(name: str, preset: str | None, backend: str | None, device: str,
 
 
 def load_detector_by_name(name: str):
-    """A person detector: "hog", an ONNX file, or a registry detector fetched on first use."""
+    """A person detector: "centernet" (bundled), "hog", "centernet:FILE", an ONNX file, or a
+    registry detector fetched on first use."""
     from engines.detectors import load_detector
     from engines.registry import REGISTRY, resolve
 
-    if name == "hog" or Path(name).is_file() or name.startswith(("yolox:", "yolo:")):
+    built_in = name in ("centernet", "hog") or name.startswith(("yolox:", "yolo:", "centernet:"))
+    if built_in or Path(name).is_file():
         return load_detector(name)
     path = resolve(name, "detector")
     layout = REGISTRY[name].preset or "auto"

@@ -81,18 +81,12 @@ class Trainer:
         if cfg.TRAIN.SYNC_BN and ctx.enabled and not self.cuda:
             raise UserError("TRAIN.SYNC_BN needs CUDA (SyncBatchNorm has no CPU implementation)")
         seed_everything(cfg.SEED)
-        self.data: DatasetBundle = build_datasets(cfg)
-        preset = cfg.preset()
-        model = build_hrnet(preset.extra, preset.num_joints)
-        init_weights(model)
-        if cfg.MODEL.PRETRAINED:
-            from engines.weights import load_weights
-
-            load_weights(model, cfg.MODEL.PRETRAINED)
+        self.data = self.build_data()
+        model = self.build_model()
         self.memory_format = torch.channels_last if cfg.TRAIN.CHANNELS_LAST else torch.contiguous_format
         model = model.to(self.device, memory_format=self.memory_format)
         self.model = wrap_model(model, ctx, cfg.TRAIN.SYNC_BN)
-        self.criterion = build_loss(cfg.LOSS)
+        self.criterion = self.build_criterion()
         self.optimizer = build_optimizer(cfg, self.model.parameters())
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, cfg.TRAIN.LR_STEP,
                                                               cfg.TRAIN.LR_FACTOR)
@@ -105,6 +99,31 @@ class Trainer:
         self.val_loader = DataLoader(self.data.val, cfg.TEST.BATCH_SIZE_PER_GPU, shuffle=False,
                                      num_workers=cfg.WORKERS, pin_memory=self.cuda)
         self.writer = None
+
+    # -- the task: pose by default; trainer.detection.DetectorTrainer overrides these -------
+    def build_data(self) -> DatasetBundle:
+        return build_datasets(self.cfg)
+
+    def build_model(self) -> torch.nn.Module:
+        preset = self.cfg.preset()
+        model = build_hrnet(preset.extra, preset.num_joints)
+        init_weights(model)
+        if self.cfg.MODEL.PRETRAINED:
+            from engines.weights import load_weights
+
+            load_weights(model, self.cfg.MODEL.PRETRAINED)
+        return model
+
+    def build_criterion(self):
+        return build_loss(self.cfg.LOSS)
+
+    def batch_loss(self, batch: dict, autocast) -> torch.Tensor:
+        x = batch["input"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        target = batch["target"].to(self.device, non_blocking=True)
+        weight = batch["target_weight"].to(self.device, non_blocking=True)
+        with autocast:
+            output = self.model(x)
+        return self.criterion(output, target, weight)
 
     # -- state ---------------------------------------------------------------------------
     def attach(self, run_dir: Path) -> None:
@@ -208,18 +227,14 @@ class Trainer:
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}/{self.cfg.TRAIN.END_EPOCH}",
                    disable=not self.progress, dynamic_ncols=True, leave=False)
         for i, batch in enumerate(bar):
-            x = batch["input"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-            target = batch["target"].to(self.device, non_blocking=True)
-            weight = batch["target_weight"].to(self.device, non_blocking=True)
-            with autocast:
-                output = self.model(x)
-            loss = self.criterion(output, target, weight)
+            loss = self.batch_loss(batch, autocast)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            total += loss.detach().double().cpu() * len(x)
-            count += len(x)
+            n = len(batch["input"])
+            total += loss.detach().double().cpu() * n
+            count += n
             if i % max(self.cfg.PRINT_FREQ, 1) == 0:
                 bar.set_postfix(loss=f"{total.item() / count:.6f}")
                 if self.writer is not None:

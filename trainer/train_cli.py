@@ -112,6 +112,17 @@ def choose_run(cfg: Config, cfg_path: Path, overrides: Sequence[str], run: str |
     return chosen, why, cfg
 
 
+def trainer_class(cfg: Config):
+    """The Trainer for MODEL.KIND: pose (trainer.train) or person detector (trainer.detection)."""
+    if cfg.MODEL.KIND == "centernet":
+        from trainer.detection import DetectorTrainer
+
+        return DetectorTrainer
+    from trainer.train import Trainer
+
+    return Trainer
+
+
 def evaluate_weights(trainer, weights: Path) -> int:
     from engines.weights import load_weights
     from trainer.distributed import unwrap
@@ -140,12 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--device cuda: no CUDA device here")
 
     from trainer.distributed import broadcast_object, init_distributed
-    from trainer.train import Trainer
 
+    make_trainer = trainer_class(cfg)
     ctx = init_distributed(args.device)
     try:
         if args.evaluate:
-            trainer = Trainer(cfg, ctx, progress=not args.no_progress)
+            trainer = make_trainer(cfg, ctx, progress=not args.no_progress)
             return evaluate_weights(trainer, Path(args.evaluate)) if ctx.is_main else 0
         if ctx.is_main:
             run_dir, why, cfg = choose_run(cfg, cfg_path, args.overrides, args.run, args.new_run)
@@ -160,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{run_dir} has finished {done}/{cfg.TRAIN.END_EPOCH} epochs; nothing to do "
                       f"(raise TRAIN.END_EPOCH to go on, or --new-run to start again)", flush=True)
             return 0
-        trainer = Trainer(cfg, ctx, progress=not args.no_progress)  # checks data before any output
+        trainer = make_trainer(cfg, ctx, progress=not args.no_progress)  # checks data before any output
         if ctx.is_main:
             from engines.atomic import write_text_atomic
 

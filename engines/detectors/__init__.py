@@ -7,10 +7,15 @@ __all__ = ["Detector", "validate_frame", "nms", "box_iou", "load_detector"]
 
 
 def load_detector(path_or_kind: str, **options) -> Detector:
-    """A detector from "hog", or an ONNX file: "yolox:FILE" / "yolo:FILE" name the layout,
-    a bare FILE is told apart by its output shape ([1,N,5+C] YOLOX, [1,4+C,N] Ultralytics)."""
+    """A detector from "centernet" (bundled, trained here on synthetic people), "centernet:FILE"
+    (a checkpoint of that network), "hog", or an ONNX file: "yolox:FILE" / "yolo:FILE" name the
+    layout, a bare FILE is told apart by its output shape ([1,N,5+C] YOLOX, [1,4+C,N] Ultralytics)."""
     from engines.detectors.onnx_yolo import open_onnx_detector
 
+    if path_or_kind == "centernet" or path_or_kind.startswith("centernet:"):
+        from engines.detectors.centernet import load_centernet
+
+        return load_centernet(path_or_kind.partition(":")[2] or None, **options)
     if path_or_kind == "hog":
         from engines.detectors.hog import HogDetector
 

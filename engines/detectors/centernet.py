@@ -2,8 +2,9 @@
 trainer can train on synthetic people: the network, its training-target encoder, the decoder,
 and a Detector that runs it.
 
-Output maps at stride 4: a centre heatmap (1 channel, logits), box size (w, h in input pixels)
-and the sub-cell centre offset (dx, dy in cells). Targets: an elliptical Gaussian per person
+Output maps at stride 4: a centre heatmap (1 channel, logits), box size (w, h in input pixels,
+predicted as a log so that one head covers small and large people) and the sub-cell centre
+offset (dx, dy in cells). Targets: an elliptical Gaussian per person
 (sigma = 0.54 * size / 6 per axis, as TTFNet) peaking at 1 on the centre's cell; size and offset
 are supervised on that cell only.
 """
@@ -18,26 +19,31 @@ from torch import nn
 from engines.detectors.base import Detector
 from engines.detectors.onnx_yolo import letterbox
 
-__all__ = ["CenterNetNet", "encode_centernet_targets", "decode_centernet", "CenterNetDetector", "STRIDE"]
+__all__ = ["CenterNetNet", "encode_centernet_targets", "decode_centernet", "CenterNetDetector",
+           "load_centernet", "STRIDE", "BUNDLED", "BUNDLED_INPUT"]
 
 STRIDE = 4
+SIZE_UNIT = 32.0                # the size head predicts log(size / SIZE_UNIT)
+BUNDLED = "centernet_384x224"   # engines/assets/<BUNDLED>.pth, trained by trainer.detection
+BUNDLED_INPUT = (384, 224)
 GAUSSIAN_ALPHA = 0.54
 
 
-def _conv(cin, cout, stride=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _conv(cin, cout, stride=1, dilation=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
 
 
 class CenterNetNet(nn.Module):
-    """Plain conv encoder to stride 16 and a two-step top-down path back to stride 4 (0.58 GMAC
-    at 640x384 with the default widths)."""
+    """Plain conv encoder to stride 16 (a dilated last layer widens the view to about 160 input
+    pixels, enough for the tallest people) and a two-step top-down path back to stride 4."""
 
     def __init__(self, widths=(16, 24, 48, 96), head_width: int = 32):
         super().__init__()
         w0, w1, w2, w3 = widths
         self.stem = nn.Sequential(_conv(3, w0, 2), _conv(w0, w1, 2), _conv(w1, w1))        # /4
         self.down8 = nn.Sequential(_conv(w1, w2, 2), _conv(w2, w2))                       # /8
-        self.down16 = nn.Sequential(_conv(w2, w3, 2), _conv(w3, w3))                      # /16
+        self.down16 = nn.Sequential(_conv(w2, w3, 2), _conv(w3, w3), _conv(w3, w3, dilation=2))  # /16
         self.lat8 = nn.Conv2d(w2, w3, 1)
         self.reduce8 = nn.Conv2d(w3, head_width, 1)     # narrow before the costly stride-4 maps
         self.lat4 = nn.Conv2d(w1, head_width, 1)
@@ -48,6 +54,9 @@ class CenterNetNet(nn.Module):
         self.offset = nn.Conv2d(head_width, 2, 1)
         # start the centre logits at a 0.1 prior so early focal-loss steps are stable (CenterNet)
         nn.init.constant_(self.heat.bias, -2.19)
+        # and the sizes at a typical standing person, 40x80 pixels
+        with torch.no_grad():
+            self.size.bias.copy_(torch.log(torch.tensor([40.0, 80.0]) / SIZE_UNIT))
 
     def forward(self, x):
         c4 = self.stem(x)
@@ -56,7 +65,7 @@ class CenterNetNet(nn.Module):
         p8 = self.up(c16) + self.lat8(c8)
         p4 = self.up(self.reduce8(p8)) + self.lat4(c4)
         f = self.fuse(p4)
-        return self.heat(f), self.size(f), self.offset(f)
+        return self.heat(f), torch.exp(self.size(f).clamp(max=8.0)) * SIZE_UNIT, self.offset(f)
 
 
 def encode_centernet_targets(boxes_xyxy: np.ndarray, input_size_wh, stride: int = STRIDE):
@@ -111,7 +120,7 @@ def decode_centernet(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, str
 class CenterNetDetector(Detector):
     """Runs a CenterNetNet (torch) on letterboxed frames: RGB, /255, top-left padding."""
 
-    def __init__(self, model: CenterNetNet, input_size_wh=(640, 384), device: str = "cpu", **options):
+    def __init__(self, model: CenterNetNet, input_size_wh=BUNDLED_INPUT, device: str = "cpu", **options):
         super().__init__(**options)
         self.model = model.eval().to(device)
         self.input_size = (int(input_size_wh[0]), int(input_size_wh[1]))
@@ -127,3 +136,13 @@ class CenterNetDetector(Detector):
         for boxes, (_, lb) in zip(people, boxed):
             boxes[:, :4] = lb.to_frame(boxes[:, :4])
         return people
+
+
+def load_centernet(weights: str | None = None, input_size_wh=BUNDLED_INPUT, device: str = "cpu",
+                   **options) -> CenterNetDetector:
+    """The bundled detector, or a CenterNetNet checkpoint written by `python -m trainer` with
+    `MODEL.KIND centernet` (run it at the input size it was trained at)."""
+    from engines.weights import bundled_weights, load_weights
+
+    model = load_weights(CenterNetNet(), weights or bundled_weights(BUNDLED)).float()
+    return CenterNetDetector(model, input_size_wh, device, **options)
