@@ -6,7 +6,7 @@ from engines.weights import bundled_weights
 from tracker.sources import open_source
 from tracker.tracking import PoseTracker
 
-detector, tracker = load_detector("hog"), PoseTracker()
+detector, tracker = load_detector("centernet"), PoseTracker()
 pose = PoseEstimator("lite_w16_160x128", bundled_weights("lite_w16_160x128"))
 for index, timestamp, frame in open_source("demo"):
     boxes = detector.detect(frame)

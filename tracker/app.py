@@ -17,7 +17,7 @@ __all__ = ["main", "build_parser", "load_pose", "load_detector_by_name", "open_s
            "DEFAULT_POSE", "DEFAULT_DET"]
 
 DEFAULT_POSE = "lite_w16_160x128"
-DEFAULT_DET = "hog"
+DEFAULT_DET = "centernet"
 # format -> (file suffix, writer class in tracker.export)
 EXPORTS = {
     "posetrack": (".json", "PoseTrack18Writer"),
