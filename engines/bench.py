@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -161,7 +162,7 @@ def detector_frame(image: str | None, size: str) -> np.ndarray:
     if image:
         import cv2
 
-        frame = cv2.imread(image, cv2.IMREAD_COLOR)
+        frame = cv2.imread(image, cv2.IMREAD_COLOR) if Path(image).is_file() else None
         if frame is None:
             raise UserError(f"cannot read image {image}")
         return frame

@@ -40,8 +40,10 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling, zip and truncation errors all mean "not a checkpoint"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read weights file {path}: {reason[:200]}") from None
+        # the first sentence only: torch's messages go on with advice that does not apply here
+        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
+        reason = f"{first[:200]} ({type(exc).__name__})" if first else type(exc).__name__
+        raise UserError(f"cannot read weights file {path}: {reason}") from None
     try:
         return normalize_state_dict(obj)
     except UserError as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engines.errors import UserError
 
-__all__ = ["main", "build_parser", "load_pose", "load_detector_by_name", "open_sources", "open_streams", "EXPORTS",
+__all__ = ["main", "build_parser", "load_pose", "open_sources", "open_streams", "EXPORTS",
            "DEFAULT_POSE", "DEFAULT_DET"]
 
 DEFAULT_POSE = "lite_w16_160x128"
@@ -82,20 +82,6 @@ def load_pose(name: str, preset: str | None, backend: str | None, device: str,
     return PoseEstimator(chosen, path, **options)
 
 
-def load_detector_by_name(name: str):
-    """A person detector: "centernet" (bundled), "hog", "centernet:FILE", an ONNX file, or a
-    registry detector fetched on first use."""
-    from engines.detectors import load_detector
-    from engines.registry import REGISTRY, resolve
-
-    built_in = name in ("centernet", "hog") or name.startswith(("yolox:", "yolo:", "centernet:"))
-    if built_in or Path(name).is_file():
-        return load_detector(name)
-    path = resolve(name, "detector")
-    layout = REGISTRY[name].preset or "auto"
-    return load_detector(f"{layout}:{path}" if layout in ("yolox", "yolo") else str(path))
-
-
 def _unique_names(sources) -> list[str]:
     names, seen = [], {}
     for source in sources:
@@ -145,6 +131,7 @@ def _check_display() -> None:
 
 
 def main(argv=None) -> int:
+    from engines.detectors import load_detector
     from tracker.pipeline import Pipeline
     from tracker.progress import Progress
     from tracker.runs import next_run_dir
@@ -160,7 +147,7 @@ def main(argv=None) -> int:
     sources = open_sources(args.source or ["demo"], loop=args.loop)
     try:
         estimator = load_pose(args.pose, args.preset, args.backend, args.device, args.batch_profile)
-        detector = load_detector_by_name(args.det)
+        detector = load_detector(args.det)
     except BaseException:
         for source in sources:
             source.close()

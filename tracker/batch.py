@@ -36,8 +36,9 @@ def my_share(items: list, env=os.environ) -> list:
 
 
 def main(argv=None) -> int:
-    from tracker.app import DEFAULT_DET, DEFAULT_POSE, EXPORTS, load_detector_by_name, load_pose
     import tracker.export as export
+    from engines.detectors import load_detector
+    from tracker.app import DEFAULT_DET, DEFAULT_POSE, EXPORTS, load_pose
     from tracker.pipeline import Pipeline, Stream, VideoSink, new_tracker
     from tracker.render import Renderer
     from tracker.sources import VideoSource
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"  # one GPU per torchrun process
     estimator = load_pose(args.pose, args.preset, args.backend, device)
-    detector = load_detector_by_name(args.det)
+    detector = load_detector(args.det)
     schema = estimator.schema.name
     formats = list(dict.fromkeys(args.export or ["posetrack"]))
     for number, path in enumerate(videos, 1):

@@ -43,13 +43,14 @@ def bench_track(args: argparse.Namespace) -> list[dict]:
 def _run_pipeline(args: argparse.Namespace, live: bool, seconds: float | None = None):
     """Run the app's pipeline on args.source (every frame of a file, or the file read like a
     camera) with the app's models; returns (stats, per-frame stage samples, decode ms)."""
-    from tracker.app import load_detector_by_name, load_pose
+    from engines.detectors import load_detector
+    from tracker.app import load_pose
     from tracker.pipeline import Pipeline, Stream, new_tracker
     from tracker.render import Renderer
     from tracker.sources import open_source
 
     estimator = load_pose(args.pose, None, args.backend, args.device)
-    detector = load_detector_by_name(args.det)
+    detector = load_detector(args.det)
     source = open_source(args.source, loop=live, live=live)
     stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps),
                     renderer=Renderer(estimator.schema.name), samples=[])

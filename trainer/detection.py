@@ -13,7 +13,6 @@ in the few thousand steps a CPU affords). Validation: COCO box AP (pycocotools) 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +59,8 @@ def load_person_boxes(ann_file: Path, images_dir: Path | None) -> PersonBoxes:
     anns = data.get("annotations")
     if not isinstance(anns, list):
         raise UserError(f"{ann_file}: not a COCO annotation file (no 'annotations' list)")
-    ground_truth = copy.deepcopy(data)
     boxes = [[] for _ in images.paths]
-    for k, ann in enumerate(ground_truth["annotations"]):
+    for k, ann in enumerate(anns):
         try:
             row = images.row[int(ann["image_id"])]
             x, y, w, h = (float(v) for v in ann["bbox"])
@@ -75,7 +73,7 @@ def load_person_boxes(ann_file: Path, images_dir: Path | None) -> PersonBoxes:
         else:
             ann["iscrowd"] = 1
     return PersonBoxes(images.paths, images.ids, [np.array(b, np.float32).reshape(-1, 4) for b in boxes],
-                       ground_truth)
+                       data)
 
 
 def random_affine(image_wh, input_wh, rng: np.random.Generator, scale_factor: float, flip: bool) -> np.ndarray:

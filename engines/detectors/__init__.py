@@ -6,20 +6,28 @@ from engines.detectors.nms import box_iou, nms
 __all__ = ["Detector", "validate_frame", "nms", "box_iou", "load_detector"]
 
 
-def load_detector(path_or_kind: str, **options) -> Detector:
-    """A detector from "centernet" (bundled, trained here on synthetic people), "centernet:FILE"
-    (a checkpoint of that network), "hog", or an ONNX file: "yolox:FILE" / "yolo:FILE" name the
-    layout, a bare FILE is told apart by its output shape ([1,N,5+C] YOLOX, [1,4+C,N] Ultralytics)."""
+def load_detector(name: str, **options) -> Detector:
+    """A person detector from
+    - "centernet" (bundled, trained here on synthetic people) or "centernet:FILE" (a checkpoint
+      of that network),
+    - "hog" (OpenCV),
+    - an ONNX file: "yolox:FILE" / "yolo:FILE" name the layout, a bare FILE is told apart by its
+      output shape ([1,N,5+C] YOLOX, [1,4+C,N] Ultralytics),
+    - a registry name (yolox-nano, ...), fetched on first use."""
     from engines.detectors.onnx_yolo import open_onnx_detector
+    from engines.registry import REGISTRY, resolve
 
-    if path_or_kind == "centernet" or path_or_kind.startswith("centernet:"):
+    kind, _, path = name.partition(":")
+    if kind == "centernet":
         from engines.detectors.centernet import load_centernet
 
-        return load_centernet(path_or_kind.partition(":")[2] or None, **options)
-    if path_or_kind == "hog":
+        return load_centernet(path or None, **options)
+    if name == "hog":
         from engines.detectors.hog import HogDetector
 
         return HogDetector(**options)
-    layout, _, path = path_or_kind.partition(":") if path_or_kind.startswith(("yolox:", "yolo:")) \
-        else ("auto", "", path_or_kind)
-    return open_onnx_detector(path, layout, **options)
+    if kind in ("yolox", "yolo") and path:
+        return open_onnx_detector(path, kind, **options)
+    layout = REGISTRY[name].preset if name in REGISTRY else None
+    return open_onnx_detector(resolve(name, "detector"), layout if layout in ("yolox", "yolo") else "auto",
+                              **options)
