@@ -1,4 +1,5 @@
-"""`python -m engines VERB ...`: `export` a pose network to ONNX, `bench` backends, `fetch` models."""
+"""`python -m engines VERB ...`: `export` a pose network to ONNX, `bench` backends, check their
+accuracy `parity` with torch FP32, `fetch` models."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from engines.errors import UserError, run_cli
 VERBS = {
     "export": "engines.export",
     "bench": "engines.bench",
+    "parity": "engines.parity",
     "fetch": "engines.registry",
 }
 

@@ -20,6 +20,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from engines.batching import BatchProfile, run_batches
 from engines.errors import UserError
 
 __all__ = ["Backend", "BackendOptions", "BACKENDS", "BACKEND_MODULES", "register_backend",
@@ -28,6 +29,9 @@ __all__ = ["Backend", "BackendOptions", "BACKENDS", "BACKEND_MODULES", "register
 
 
 class Backend(Protocol):
+    """Backends built on torch (torch, compile, tensorrt, tensorrt-onnx) also have `device` and
+    `run_tensor(images: Tensor) -> Tensor`, the same call on tensors that stay on the device."""
+
     name: str
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -44,7 +48,7 @@ class BackendOptions:
     onnx_path: str | None = None    # existing ONNX file (onnxruntime); exported and cached if None
     threads: int | None = None      # intra-op threads (onnxruntime; None = its default)
     cache_dir: str | None = None    # where exported ONNX files (and TensorRT engines) are cached
-    batch_profile: tuple[int, int, int] | None = None   # TensorRT (min, opt, max) batch; None = 1, 8, 32
+    batch_profile: tuple[int, int, int] | None = None   # (min, opt, max) crops per call; None = 1, 8, 32
 
 
 BackendFactory = Callable[[torch.nn.Module, tuple[int, int], BackendOptions], Backend]
@@ -97,13 +101,16 @@ class TorchBackend:
         self.dtype = torch.float16 if options.half else torch.float32
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.model = model.to(self.device, self.dtype, memory_format=self.memory_format).eval()
+        self.profile = BatchProfile.of(options.batch_profile)  # bounds the memory of a crowded frame
+
+    def run_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """Heatmaps (B,J,h,w) on the device for crops (B,3,H,W), in chunks of at most the batch
+        profile's max (on-device pre-processing calls this directly)."""
+        x = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+        return run_batches(self.model, x, self.profile)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, self.dtype)
-        x = x.contiguous(memory_format=self.memory_format)
-        with torch.inference_mode():
-            out = self.model(x)
-        return out.float().cpu().numpy()
+        return self.run_tensor(torch.from_numpy(np.ascontiguousarray(images))).float().cpu().numpy()
 
 
 @register_backend("torch")

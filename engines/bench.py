@@ -2,12 +2,15 @@
 
     python -m engines bench --backend torch,onnxruntime --preset lite_w16_160x128,w32_256x192 \
         --batch 1,8,32 [--repeats 20] [--warmup 3] [--device cpu] [--threads N] [--json]
+    python -m engines bench --people 1,8,32 --backend torch --device cuda [--frame 1280x720]
     python -m engines bench --detector centernet,hog [--image FILE | --frame 640x360]
 
 Pose: times the network call alone (normalised crops in, heatmaps out) on random inputs with
 fixed random weights (speed does not depend on the weights; fixed ones let onnxruntime reuse its
 cached export). Reports the median latency per batch, crops per second and, on CUDA, the peak
-GPU memory allocated by torch. Detectors: median `detect()` time on one frame (an image file, or
+GPU memory allocated by torch. --people: the whole `PoseEstimator.estimate()` per frame instead
+(crops, normalisation, network, decode; on CUDA the crops and decode run on the GPU) for that
+many people on one frame. Detectors: median `detect()` time on one frame (an image file, or
 random noise of --frame size), everything included from BGR frame to boxes.
 """
 
@@ -67,8 +70,7 @@ def run_detector_bench(names: list[str], frame: np.ndarray, repeats: int, warmup
 
     rows = []
     for name in names:
-        options = {"device": device} if name.startswith("centernet") else {}
-        detector = load_detector(name, **options)
+        detector = load_detector(name, device=device)
         seconds = time_backend(detector.detect, frame, repeats, warmup)
         rows.append({"detector": name, "frame": f"{frame.shape[1]}x{frame.shape[0]}",
                      "median_ms": round(seconds * 1e3, 2), "frames_per_s": round(1 / seconds, 1),
@@ -110,9 +112,43 @@ def run_bench(presets: list[str], backends: list[str], batches: list[int], repea
     return rows
 
 
+def people_boxes(frame: np.ndarray, count: int) -> np.ndarray:
+    """`count` fixed pseudo-random person boxes (80-300 px tall, 0.4 wide per tall) in the frame."""
+    rng = np.random.default_rng(1)
+    height, width = frame.shape[:2]
+    tall = rng.uniform(80, 300, count).clip(max=height - 1)
+    wide = 0.4 * tall
+    x1, y1 = rng.uniform(0, width - wide), rng.uniform(0, height - tall)
+    return np.stack([x1, y1, x1 + wide, y1 + tall], axis=1).astype(np.float32)
+
+
+def run_people_bench(presets: list[str], backends: list[str], people: list[int], frame: np.ndarray,
+                     repeats: int, warmup: int, options: BackendOptions) -> list[dict]:
+    from engines.estimator import PoseEstimator
+
+    rows = []
+    for preset_name in presets:
+        for backend_name in backends:
+            torch.manual_seed(0)
+            estimator = PoseEstimator(preset_name, backend=backend_name, device=options.device,
+                                      half=options.half, channels_last=options.channels_last,
+                                      threads=options.threads, batch_profile=options.batch_profile)
+            for count in people:
+                if options.device.startswith("cuda"):
+                    torch.cuda.reset_peak_memory_stats(options.device)
+                boxes = people_boxes(frame, count)
+                seconds = time_backend(lambda f: estimator.estimate(f, boxes), frame, repeats, warmup)
+                rows.append({"preset": preset_name, "backend": backend_name, "people": count,
+                             "frame": f"{frame.shape[1]}x{frame.shape[0]}", "on_device": estimator.on_device,
+                             "median_ms": round(seconds * 1e3, 2), "ms_per_person": round(seconds * 1e3 / count, 2),
+                             "peak_mib": peak_memory_mib(options.device), "device": options.device})
+    return rows
+
+
 POSE_COLUMNS = ["preset", "backend", "batch", "gmac_per_crop", "median_ms", "ms_per_crop", "crops_per_s",
                 "peak_mib"]
 DETECTOR_COLUMNS = ["detector", "frame", "median_ms", "frames_per_s", "people"]
+PEOPLE_COLUMNS = ["preset", "backend", "people", "frame", "on_device", "median_ms", "ms_per_person", "peak_mib"]
 
 
 def format_table(rows: list[dict], columns: list[str] = POSE_COLUMNS) -> str:
@@ -148,13 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads for torch and onnxruntime (default: their own)")
-    parser.add_argument("--half", action="store_true", help="fp16 (torch backend)")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC layout (torch backend)")
+    parser.add_argument("--half", action="store_true", help="fp16 (torch, compile, tensorrt backends)")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC layout (torch, compile)")
+    parser.add_argument("--batch-profile", metavar="MIN,OPT,MAX",
+                        help="TensorRT engine batch range and compile's largest graph (default 1,8,32)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    parser.add_argument("--people", type=positive_ints,
+                        help="time PoseEstimator.estimate() for this many people per frame instead (1,8,32)")
     parser.add_argument("--detector", type=comma_list,
                         help="time these person detectors instead (centernet, hog, yolox:FILE, ...)")
-    parser.add_argument("--image", help="frame for --detector (default: random noise of --frame size)")
-    parser.add_argument("--frame", default="640x360", help="WxH of the random frame for --detector")
+    parser.add_argument("--image", help="frame for --detector and --people (default: random noise of --frame size)")
+    parser.add_argument("--frame", default="640x360", help="WxH of the random frame for --detector and --people")
     return parser
 
 
@@ -176,6 +216,8 @@ def detector_frame(image: str | None, size: str) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from engines.batching import BatchProfile
+
     args = build_parser().parse_args(argv)
     unknown = [b for b in args.backend if b not in backend_names()]
     if unknown:
@@ -191,8 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   args.warmup, args.device)
         print(json.dumps(rows, indent=1) if args.json else format_table(rows, DETECTOR_COLUMNS))
         return 0
+    profile = BatchProfile.parse(args.batch_profile) if args.batch_profile else None
     options = BackendOptions(device=args.device, half=args.half, channels_last=args.channels_last,
-                             threads=args.threads)
+                             threads=args.threads,
+                             batch_profile=profile and (profile.min, profile.opt, profile.max))
+    if args.people:
+        rows = run_people_bench(args.preset, args.backend, args.people, detector_frame(args.image, args.frame),
+                                args.repeats, args.warmup, options)
+        print(json.dumps(rows, indent=1) if args.json else format_table(rows, PEOPLE_COLUMNS))
+        return 0
     rows = run_bench(args.preset, args.backend, args.batch, args.repeats, args.warmup, options)
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
     return 0

@@ -11,15 +11,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# a module import, not `from ... import`: engines.backends imports this module at its end to
-# register it, and trt_backend may be the one half-way through importing engines.backends
-import engines.trt_backend as trt_backend
 from engines.backends import BackendOptions, register_backend, torch_device
+from engines.batching import BatchProfile, run_batches
 
 __all__ = ["CompileBackend", "batch_buckets", "bucket_for", "make_compile_backend"]
 
 
-def batch_buckets(profile: trt_backend.BatchProfile) -> tuple[int, ...]:
+def batch_buckets(profile: BatchProfile) -> tuple[int, ...]:
     """Powers of two from profile.min's up to profile.max, and profile.max itself."""
     sizes, size = [], 1
     while size < profile.max:
@@ -40,11 +38,12 @@ class CompileBackend:
     name = "compile"
 
     def __init__(self, model: torch.nn.Module, options: BackendOptions,
-                 profile: trt_backend.BatchProfile | None = None):
+                 profile: BatchProfile = BatchProfile()):
         self.device = torch_device(options.device)
         self.dtype = torch.float16 if options.half else torch.float32
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-        self.buckets = batch_buckets(profile or trt_backend.BatchProfile())
+        self.profile = profile
+        self.buckets = batch_buckets(profile)
         network = model.to(self.device, self.dtype, memory_format=self.memory_format).eval()
         self.cuda_graphs = self.device.type == "cuda"
         # dynamic=False: one static graph per bucket, which is what CUDA graphs need anyway
@@ -62,13 +61,9 @@ class CompileBackend:
         return self.compiled(chunk.contiguous(memory_format=self.memory_format))[:count].clone()
 
     def run_tensor(self, images: torch.Tensor) -> torch.Tensor:
-        """Heatmaps (B,J,h,w) on the device for crops (B,3,H,W), B of any size."""
-        images = images.to(self.device, self.dtype)
-        largest = self.buckets[-1]
-        with torch.inference_mode():
-            outputs = [self._run_bucket(images[start:start + largest])
-                       for start in range(0, max(len(images), 1), largest)]  # 0 crops: one empty chunk
-        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+        """Heatmaps (B,J,h,w) on the device for crops (B,3,H,W), B of any size (chunks of at most
+        the largest bucket, each padded up to a bucket)."""
+        return run_batches(self._run_bucket, images.to(self.device, self.dtype), self.profile)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.run_tensor(torch.from_numpy(np.ascontiguousarray(images))).float().cpu().numpy()
@@ -77,4 +72,4 @@ class CompileBackend:
 @register_backend("compile")
 def make_compile_backend(model: torch.nn.Module, image_size: tuple[int, int],
                          options: BackendOptions) -> CompileBackend:
-    return CompileBackend(model, options, trt_backend.batch_profile_of(options))
+    return CompileBackend(model, options, BatchProfile.of(options.batch_profile))

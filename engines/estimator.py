@@ -4,6 +4,10 @@ Per call: sanitize boxes, box -> center/scale (1.25 padding, aspect fix), one ba
 BGR -> RGB and ImageNet normalisation, one batched forward (with the mirrored crops in the same
 batch when flip test is on), decode through the inverse affine. Same steps as the official
 validation code, so official weights give official accuracy.
+
+On a CUDA device those steps run there (engines.gpu_ops): the frame goes up once as uint8, all
+crops are cut by one grid_sample, and only the (N,J,3) keypoints come back. On the CPU, OpenCV's
+warpAffine and numpy do them.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import os
 from typing import Mapping
 
 import numpy as np
+import torch
 
+from engines import gpu_ops
 from engines.backends import BackendOptions, create_backend
 from engines.codec import decode_heatmaps, fuse_flip
 from engines.detectors.base import validate_frame
@@ -50,16 +56,18 @@ class PoseEstimator:
     preset: name or Preset. weights: checkpoint path or state_dict (random weights when None).
     backend: a name in engines.backends.BACKENDS ("torch", "onnxruntime"). onnx_path: run this
     ONNX file (with its own weights) instead of exporting the network to the cache. half and
-    channels_last: torch only; threads: onnxruntime intra-op threads; batch_profile: TensorRT
-    (min, opt, max) crops per engine call (larger batches are split). decode: "standard"
-    (official argmax + quarter offset) or "dark".
+    channels_last: torch only; threads: onnxruntime intra-op threads; batch_profile: (min, opt, max)
+    crops per call of a torch-based backend (a TensorRT engine's range; larger batches are split). decode: "standard"
+    (official argmax + quarter offset) or "dark". on_device: crop, normalise and decode with
+    torch on the backend's device (torch-based backends only); None = yes on CUDA.
     """
 
     def __init__(self, preset: str | Preset, weights: str | os.PathLike | Mapping | None = None,
                  backend: str = "torch", device: str = "cpu", half: bool = False,
                  flip_test: bool = False, decode: str = "standard",
                  onnx_path: str | os.PathLike | None = None, channels_last: bool = False,
-                 threads: int | None = None, batch_profile: tuple[int, int, int] | None = None):
+                 threads: int | None = None, batch_profile: tuple[int, int, int] | None = None,
+                 on_device: bool | None = None):
         self.preset = preset if isinstance(preset, Preset) else get_preset(preset)
         self.schema = get_schema(self.preset.schema)
         if decode not in DECODERS:
@@ -74,6 +82,12 @@ class PoseEstimator:
                                  onnx_path=None if onnx_path is None else str(onnx_path),
                                  threads=threads, batch_profile=batch_profile)
         self.backend = create_backend(backend, model, self.preset.image_size, options)
+        tensor_backend = hasattr(self.backend, "run_tensor")
+        if on_device and not tensor_backend:
+            raise UserError(f"on-device pre-processing needs a torch-based backend, not {backend}")
+        if on_device is None:
+            on_device = tensor_backend and self.backend.device.type == "cuda"
+        self.on_device = on_device
         self.flip_test = flip_test
         self.decode = decode
         self.flip_pairs = np.asarray(self.schema.flip_pairs, dtype=np.int64).reshape(-1, 2)
@@ -95,15 +109,33 @@ class PoseEstimator:
         if len(kept) == 0:
             return keypoints
         centers, scales = box_to_center_scale(clean[:, :4], self.preset.image_size)
-        crops = crop_people(frame_bgr, centers, scales, self.preset.image_size)
-        heatmaps = self.heatmaps(normalize_crops(crops))
-        # DARK smooths with the training target's sigma before its Taylor step
-        decoded = decode_heatmaps(heatmaps, centers, scales, method=self.decode,
-                                  blur_sigma=self.preset.sigma)
+        if self.on_device:
+            decoded = self._estimate_on_device(frame_bgr, centers, scales)
+        else:
+            crops = crop_people(frame_bgr, centers, scales, self.preset.image_size)
+            decoded = self._decode(self.heatmaps(normalize_crops(crops)), centers, scales)
         # a non-finite heatmap (e.g. fp16 overflow) must not leak NaN to the tracker: 0, score 0
         keypoints[kept] = np.nan_to_num(decoded.astype(np.float32, copy=False), nan=0.0,
                                         posinf=0.0, neginf=0.0)
         return keypoints
+
+    def _decode(self, heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        # DARK smooths with the training target's sigma before its Taylor step
+        return decode_heatmaps(heatmaps, centers, scales, method=self.decode, blur_sigma=self.preset.sigma)
+
+    def _estimate_on_device(self, frame_bgr: np.ndarray, centers: np.ndarray,
+                            scales: np.ndarray) -> np.ndarray:
+        images = gpu_ops.crop_and_normalize(frame_bgr, centers, scales, self.preset.image_size,
+                                            self.backend.device)
+        with torch.inference_mode():
+            if self.flip_test:
+                both = self.backend.run_tensor(torch.cat([images, images.flip(-1)])).float()
+                heatmaps = gpu_ops.fuse_flip(both[:len(images)], both[len(images):], self.flip_pairs)
+            else:
+                heatmaps = self.backend.run_tensor(images).float()
+            if self.decode == "standard":
+                return gpu_ops.decode_people(heatmaps, centers, scales).cpu().numpy()
+        return self._decode(heatmaps.cpu().numpy(), centers, scales)  # DARK: on the CPU
 
     def heatmaps(self, images: np.ndarray) -> np.ndarray:
         """Network heatmaps (N,J,h,w) for normalised crops, fused with the flip test if enabled

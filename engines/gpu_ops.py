@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from engines.geometry import get_affine_transform
 
 __all__ = ["crop_matrices", "heatmap_to_frame_matrices", "upload_frame", "warp_crops",
-           "normalize_crops", "crop_and_normalize", "decode_heatmaps", "decode_people"]
+           "normalize_crops", "crop_and_normalize", "fuse_flip", "decode_heatmaps", "decode_people"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB, as engines.estimator
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,6 +87,17 @@ def crop_and_normalize(frame_bgr: np.ndarray, centers: np.ndarray, scales: np.nd
     frame = upload_frame(frame_bgr, device)
     return normalize_crops(warp_crops(frame, crop_matrices(centers, scales, image_size), image_size),
                            dtype)
+
+
+def fuse_flip(heatmaps: torch.Tensor, heatmaps_flipped: torch.Tensor, flip_pairs) -> torch.Tensor:
+    """engines.codec.fuse_flip on tensors: the mirrored input's heatmaps flipped back (left/right
+    joints swapped), shifted right by one column (column 0 kept), averaged with the plain ones."""
+    order = list(range(heatmaps_flipped.shape[1]))
+    for a, b in flip_pairs:
+        order[a], order[b] = order[b], order[a]
+    back = heatmaps_flipped[:, order].flip(-1)
+    back = torch.cat([back[..., :1], back[..., :-1]], dim=-1)
+    return (heatmaps + back) * 0.5
 
 
 def decode_heatmaps(heatmaps: torch.Tensor, heatmap_to_frame: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,6 @@ import json
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,64 +33,15 @@ import torch
 from engines.atomic import atomic_path, write_json_atomic
 from engines.backends import (BackendOptions, cached_onnx, default_cache_dir, register_backend, torch_device,
                               weights_digest)
+from engines.batching import BatchProfile, out_of_memory_error, run_batches
 from engines.download import sha256_of
 from engines.errors import UserError
 
-__all__ = ["BatchProfile", "EngineCache", "EngineCacheWarning", "TensorRTBackend", "batch_profile_of",
-           "run_in_chunks", "require_tensorrt", "build_plan",
+__all__ = ["EngineCache", "EngineCacheWarning", "TensorRTBackend", "require_tensorrt", "build_plan",
            "make_tensorrt_backend", "make_tensorrt_onnx_backend", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install hrnet-pose-tracker[tensorrt]"
 CACHE_FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class BatchProfile:
-    """Batch sizes an engine accepts (min..max) and is tuned for (opt)."""
-
-    min: int = 1
-    opt: int = 8
-    max: int = 32
-
-    def __post_init__(self):
-        if not 1 <= self.min <= self.opt <= self.max:
-            raise UserError(f"batch profile must satisfy 1 <= min <= opt <= max, "
-                            f"got {self.min},{self.opt},{self.max}")
-
-    @classmethod
-    def parse(cls, text: str) -> "BatchProfile":
-        """'1,8,32' -> BatchProfile(1, 8, 32)."""
-        try:
-            values = [int(v) for v in text.split(",")]
-        except ValueError:
-            values = []
-        if len(values) != 3:
-            raise UserError(f"batch profile is three integers min,opt,max (e.g. 1,8,32), got {text!r}")
-        return cls(*values)
-
-    def shapes(self, image_size: tuple[int, int]) -> tuple[tuple[int, ...], ...]:
-        """(min, opt, max) input shapes (B,3,H,W) for (w, h) crops."""
-        width, height = image_size
-        return tuple((batch, 3, height, width) for batch in (self.min, self.opt, self.max))
-
-
-def batch_profile_of(options: BackendOptions) -> BatchProfile:
-    """The batch profile in `options` ((min, opt, max) field `batch_profile`), else 1/8/32."""
-    return BatchProfile(*options.batch_profile) if options.batch_profile else BatchProfile()
-
-
-def run_in_chunks(run: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                  profile: BatchProfile) -> torch.Tensor:
-    """`run` on a batch of any size: split into chunks of at most profile.max, a chunk below
-    profile.min padded with zeros (and its padding dropped from the output)."""
-    outputs = []
-    for start in range(0, max(len(images), 1), profile.max):  # 0 crops: one empty chunk
-        chunk = images[start:start + profile.max]
-        count = len(chunk)
-        if count < profile.min:
-            chunk = torch.cat([chunk, chunk.new_zeros((profile.min - count, *chunk.shape[1:]))])
-        outputs.append(run(chunk)[:count])
-    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
 class EngineCacheWarning(UserWarning):
@@ -198,13 +148,6 @@ def require_tensorrt(module: str = "tensorrt"):
                         f"({str(exc).splitlines()[0][:120]}); install it with: {INSTALL_HINT}") from None
 
 
-def out_of_memory_error(batch: int, profile: BatchProfile) -> UserError:
-    smaller = max(profile.min, profile.max // 2)
-    return UserError(f"out of GPU memory with a batch of {batch} crops (batch profile "
-                     f"{profile.min},{profile.opt},{profile.max}); use a smaller max batch, e.g. "
-                     f"{profile.min},{min(profile.opt, smaller)},{smaller}, or free GPU memory")
-
-
 def gpu_fields(device: torch.device) -> dict:
     major, minor = torch.cuda.get_device_capability(device)
     return {"gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
@@ -223,13 +166,7 @@ class TensorRTBackend:
 
     def run_tensor(self, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps (B,J,h,w) on the GPU for a batch (B,3,H,W) already there (GPU pre-processing)."""
-        images = images.to(self.device, self.input_dtype).contiguous()
-        try:
-            with torch.inference_mode():
-                return run_in_chunks(self.run, images, self.profile)
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise out_of_memory_error(min(len(images), self.profile.max), self.profile) from None
+        return run_batches(self.run, images.to(self.device, self.input_dtype).contiguous(), self.profile)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.run_tensor(torch.from_numpy(np.ascontiguousarray(images))).float().cpu().numpy()
@@ -255,7 +192,7 @@ def make_tensorrt_backend(model: torch.nn.Module, image_size: tuple[int, int],
     torch_trt = require_tensorrt("torch_tensorrt")
     trt = require_tensorrt("tensorrt")
     device = _cuda_device(options)
-    profile = batch_profile_of(options)
+    profile = BatchProfile.of(options.batch_profile)
     dtype = torch.float16 if options.half else torch.float32
     fields = {"format": "torch_tensorrt", "version": CACHE_FORMAT_VERSION,
               "weights": weights_digest(model), "input_size": list(image_size),
@@ -355,7 +292,7 @@ def make_tensorrt_onnx_backend(model: torch.nn.Module, image_size: tuple[int, in
     """TensorRT plan built from the ONNX export (or options.onnx_path), from the cache when one fits."""
     trt = require_tensorrt("tensorrt")
     device = _cuda_device(options)
-    profile = batch_profile_of(options)
+    profile = BatchProfile.of(options.batch_profile)
     onnx_path = Path(options.onnx_path) if options.onnx_path else cached_onnx(model, image_size,
                                                                               options.cache_dir)
     fields = {"format": "tensorrt_plan", "version": CACHE_FORMAT_VERSION,

@@ -101,3 +101,10 @@ def test_batch_shards_videos_by_rank(tmp_path, monkeypatch, lite_weights, short_
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.json"]
     assert len(json.loads((tmp_path / "out" / "b.json").read_text())["images"]) == 6
     assert run_cli(batch, [str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
+
+
+def test_backend_choices_are_the_engines_backends():
+    from engines.backends import backend_names
+    from tracker.app import BACKEND_CHOICES
+
+    assert sorted(BACKEND_CHOICES) == sorted(backend_names())

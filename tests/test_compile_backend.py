@@ -7,7 +7,7 @@ import torch
 
 from engines.backends import BACKENDS, BackendOptions, create_backend
 from engines.compile_backend import CompileBackend, batch_buckets, bucket_for
-from engines.trt_backend import BatchProfile
+from engines.batching import BatchProfile
 
 
 def tiny_pose_net():

@@ -132,7 +132,8 @@ def test_posetrack18_sequences_and_ignore_regions():
     from engines.schemas import POSETRACK18
     from trainer.config import Config, apply_overrides
     from trainer.datasets.posetrack import load_posetrack_split
-    from trainer.evaluate import coco_keypoint_ap, to_coco_results
+    from engines.coco_eval import coco_keypoint_ap
+    from trainer.evaluate import to_coco_results
 
     cfg = apply_overrides(Config(), ["DATASET.NAME", "posetrack18", "DATASET.ROOT", str(POSETRACK),
                                      "DATASET.DET_FILE", "annotations/test_posetrack18_human_detections.json"])

@@ -14,12 +14,12 @@ import pytest
 import torch
 import yaml
 
+from engines.coco_eval import coco_ap
 from engines.detectors import box_iou, load_detector
 from engines.detectors.centernet import decode_centernet
 from engines.errors import run_cli
 from engines.weights import ASSETS_DIR
 from trainer.detection import DetectionDataset, centernet_loss, load_person_boxes, transform_boxes
-from trainer.evaluate import coco_ap
 from trainer.train_cli import main
 
 REPO = Path(__file__).parents[1]

@@ -129,3 +129,16 @@ def test_bench_reports_each_backend_preset_and_batch(capsys):
     for row in rows:
         assert row["crops_per_s"] > 0 and 0.1 < row["gmac_per_crop"] < 0.5
         assert row["crops_per_s"] == pytest.approx(row["batch"] * 1000 / row["median_ms"], rel=0.05)
+
+
+def test_bench_people_times_the_whole_estimate_per_frame(capsys):
+    from engines.bench import main as bench_main, people_boxes
+
+    argv = ["--backend", "onnxruntime", "--people", "1,6", "--frame", "320x240", "--repeats", "2",
+            "--warmup", "0", "--json"]
+    assert bench_main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["people"], r["frame"], r["on_device"]) for r in rows] == [(1, "320x240", False), (6, "320x240", False)]
+    assert rows[1]["ms_per_person"] == pytest.approx(rows[1]["median_ms"] / 6, abs=0.01)
+    boxes = people_boxes(np.zeros((240, 320, 3), np.uint8), 6)
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 320).all() and (boxes[:, 3] <= 240).all()

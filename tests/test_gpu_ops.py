@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engines import gpu_ops
-from engines.codec import decode_heatmaps
+from engines.codec import decode_heatmaps, fuse_flip
 from engines.estimator import normalize_crops
 from engines.geometry import box_to_center_scale, crop_people
 
@@ -126,3 +126,12 @@ def test_decode_accepts_half_precision_heatmaps():
     got = gpu_ops.decode_people(half, centers, scales)
     assert got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-3, rtol=0)
+
+
+def test_flip_fusion_matches_the_cpu_fusion():
+    rng = np.random.default_rng(5)
+    plain, mirrored = rng.random((2, 3, 17, *HEATMAP_SIZE[::-1]), dtype=np.float32)
+    pairs = np.array([[1, 2], [3, 4], [5, 6], [15, 16]])
+    expected = fuse_flip(plain, mirrored, pairs)
+    got = gpu_ops.fuse_flip(torch.from_numpy(plain), torch.from_numpy(mirrored), pairs)
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-6, rtol=0)

@@ -6,7 +6,8 @@ import pytest
 
 from engines.schemas import COCO17
 from trainer.datasets.coco import load_coco_people
-from trainer.evaluate import coco_keypoint_ap, to_coco_results
+from engines.coco_eval import coco_keypoint_ap
+from trainer.evaluate import to_coco_results
 
 COCO = Path(__file__).parents[2] / "shared" / "data" / "coco_sample"
 pytestmark = pytest.mark.skipif(not (COCO / "test_coco.json").exists(), reason="shared coco_sample absent")

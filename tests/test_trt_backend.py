@@ -11,8 +11,9 @@ import torch
 
 from engines import trt_backend
 from engines.backends import BACKENDS, BackendOptions, create_backend, weights_digest
+from engines.batching import BatchProfile
 from engines.errors import UserError
-from engines.trt_backend import BatchProfile, EngineCache, EngineCacheWarning, run_in_chunks
+from engines.trt_backend import EngineCache, EngineCacheWarning
 
 HAVE_TENSORRT = all(importlib.util.find_spec(m) for m in ("tensorrt", "torch_tensorrt"))
 
@@ -23,52 +24,6 @@ FIELDS = {"format": "tensorrt_plan", "version": 1, "weights": "ab" * 32, "input_
 
 def test_backends_are_registered_by_name():
     assert {"tensorrt", "tensorrt-onnx"} <= set(BACKENDS)
-
-
-@pytest.mark.parametrize("text, expected", [("1,8,32", (1, 8, 32)), ("4,4,4", (4, 4, 4))])
-def test_batch_profile_parses(text, expected):
-    profile = BatchProfile.parse(text)
-    assert (profile.min, profile.opt, profile.max) == expected
-    assert profile.shapes((192, 256))[2] == (expected[2], 3, 256, 192)
-
-
-@pytest.mark.parametrize("text", ["8,1,32", "0,8,32", "1,8", "a,b,c", "1,64,32"])
-def test_bad_batch_profile_is_a_user_error(text):
-    with pytest.raises(UserError, match="batch profile"):
-        BatchProfile.parse(text)
-
-
-class RecordingEngine:
-    """Stands in for an engine in the splitting tests: records batch sizes, doubles its input,
-    and refuses batches outside the profile as a real engine would."""
-
-    def __init__(self, profile):
-        self.profile, self.batches = profile, []
-
-    def __call__(self, x):
-        assert self.profile.min <= len(x) <= self.profile.max
-        self.batches.append(len(x))
-        return x * 2
-
-
-@pytest.mark.parametrize("count, expected_batches", [(70, [32, 32, 6]), (32, [32]), (1, [1]),
-                                                     (0, [])])
-def test_batches_larger_than_the_profile_are_split(count, expected_batches):
-    profile = BatchProfile(1, 8, 32)
-    engine = RecordingEngine(profile)
-    images = torch.arange(count * 2, dtype=torch.float32).reshape(count, 2)
-    out = run_in_chunks(engine, images, profile)
-    assert engine.batches == (expected_batches or [1])  # an empty batch costs one padded call
-    torch.testing.assert_close(out, images * 2)
-
-
-def test_batches_below_the_profile_minimum_are_padded_and_trimmed():
-    profile = BatchProfile(4, 4, 8)
-    engine = RecordingEngine(profile)
-    images = torch.randn(10, 3)
-    out = run_in_chunks(engine, images, profile)
-    assert engine.batches == [8, 4]  # 10 = 8 + 2, the 2 padded to 4
-    torch.testing.assert_close(out, images * 2)
 
 
 def test_weights_digest_follows_the_weights():
@@ -180,7 +135,7 @@ def test_out_of_memory_is_a_clear_message_suggesting_a_smaller_max_batch():
 
     backend = trt_backend.TensorRTBackend("tensorrt", exhausted, torch.device("cpu"), torch.float32,
                                           BatchProfile(1, 8, 32))
-    with pytest.raises(UserError, match=r"out of GPU memory.*smaller max batch, e\.g\. 1,8,16"):
+    with pytest.raises(UserError, match=r"out of GPU memory.*smaller max batch, e\.g\. --batch-profile 1,8,16"):
         backend(np.zeros((40, 3, 8, 8), dtype=np.float32))
 
 

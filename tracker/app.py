@@ -18,6 +18,8 @@ __all__ = ["main", "build_parser", "load_pose", "open_sources", "open_streams", 
 
 DEFAULT_POSE = "lite_w16_160x128"
 DEFAULT_DET = "centernet"
+# engines.backends.backend_names(), spelled out so that --help does not import torch
+BACKEND_CHOICES = ["torch", "onnxruntime", "compile", "tensorrt", "tensorrt-onnx"]
 # format -> (file suffix, writer class in tracker.export)
 EXPORTS = {
     "posetrack": (".json", "PoseTrack18Writer"),
@@ -50,22 +52,24 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
     p.add_argument("--det-interval", type=int, default=1,
                    help="run the detector every N frames; boxes follow the tracked keypoints in between")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt", "compile"],
+    p.add_argument("--backend", choices=BACKEND_CHOICES,
                    help="pose network runtime (default: onnxruntime on cpu, torch on cuda)")
+    p.add_argument("--half", action="store_true", help="FP16 pose network (torch, compile, tensorrt on cuda)")
     p.add_argument("--batch-profile", metavar="MIN,OPT,MAX",
-                   help="TensorRT dynamic batch of crops (default 1,8,32; more people are split)")
+                   help="crops per pose network call on GPU backends, the TensorRT engine's range "
+                        "(default 1,8,32; more people are split)")
     p.add_argument("--out", default="runs/track", help="parent of the numbered run folders (default runs/track)")
     return p
 
 
 def load_pose(name: str, preset: str | None, backend: str | None, device: str,
-              batch_profile: str | None = None):
+              batch_profile: str | None = None, half: bool = False):
     """A PoseEstimator for a bundled preset name, a registry name or a checkpoint path; without
     a backend, the fastest one measured for the device (ONNX Runtime is ~2.5x torch on CPU)."""
     backend = backend or ("onnxruntime" if device == "cpu" else "torch")
-    options = {"backend": backend, "device": device}
+    options = {"backend": backend, "device": device, "half": half}
     if batch_profile:
-        from engines.trt_backend import BatchProfile
+        from engines.batching import BatchProfile
 
         profile = BatchProfile.parse(batch_profile)
         options["batch_profile"] = (profile.min, profile.opt, profile.max)
@@ -146,8 +150,8 @@ def main(argv=None) -> int:
     # sources first: a wrong path fails at once, before the models load
     sources = open_sources(args.source or ["demo"], loop=args.loop)
     try:
-        estimator = load_pose(args.pose, args.preset, args.backend, args.device, args.batch_profile)
-        detector = load_detector(args.det)
+        estimator = load_pose(args.pose, args.preset, args.backend, args.device, args.batch_profile, args.half)
+        detector = load_detector(args.det, device=args.device)
     except BaseException:
         for source in sources:
             source.close()

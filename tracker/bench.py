@@ -49,8 +49,8 @@ def _run_pipeline(args: argparse.Namespace, live: bool, seconds: float | None = 
     from tracker.render import Renderer
     from tracker.sources import open_source
 
-    estimator = load_pose(args.pose, None, args.backend, args.device)
-    detector = load_detector(args.det)
+    estimator = load_pose(args.pose, None, args.backend, args.device, args.batch_profile, args.half)
+    detector = load_detector(args.det, device=args.device)
     source = open_source(args.source, loop=live, live=live)
     stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps),
                     renderer=Renderer(estimator.schema.name), samples=[])
@@ -113,6 +113,8 @@ STAGES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
+    from tracker.app import BACKEND_CHOICES
+
     parser = argparse.ArgumentParser(prog="python -m tracker bench", description="Time tracker stages.")
     parser.add_argument("--stage", required=True, help=f"one of: {', '.join(STAGES)}")
     parser.add_argument("--people", type=int, nargs="+", default=[5, 20, 50], help="crowd sizes (track stage)")
@@ -122,8 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pose", default=None, help="pose model as for python -m tracker (default bundled)")
     parser.add_argument("--det", default=None, help="detector as for python -m tracker (default bundled)")
     parser.add_argument("--det-interval", type=int, default=1)
-    parser.add_argument("--backend", choices=["torch", "onnxruntime", "tensorrt", "compile"],
-                        help="as for python -m tracker")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, help="as for python -m tracker")
+    parser.add_argument("--half", action="store_true", help="as for python -m tracker")
+    parser.add_argument("--batch-profile", metavar="MIN,OPT,MAX", help="as for python -m tracker")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--warmup", type=int, default=20, help="frames left out of the statistics")
     parser.add_argument("--json", action="store_true", help="print results as JSON")

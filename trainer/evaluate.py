@@ -1,12 +1,8 @@
 """Validation as the official HRNet code does it: flip test, heatmap decode, rescoring by the mean
 of confident joint scores times the box score, OKS-NMS per image, then COCO keypoint AP
-(pycocotools) against the annotation file."""
+(engines.coco_eval) against the annotation file."""
 
 from __future__ import annotations
-
-import contextlib
-import io
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,10 +11,9 @@ from tqdm import tqdm
 from engines.codec import decode_heatmaps, flip_back, fuse_flip
 from engines.oks import oks_nms, soft_oks_nms
 
-__all__ = ["predict", "rescore_and_nms", "to_coco_results", "coco_keypoint_ap", "coco_ap", "STAT_NAMES"]
+__all__ = ["predict", "rescore_and_nms", "to_coco_results"]
 
 PIXEL_STD = 200.0
-STAT_NAMES = ("AP", "AP .5", "AP .75", "AP (M)", "AP (L)", "AR", "AR .5", "AR .75", "AR (M)", "AR (L)")
 
 
 @torch.no_grad()
@@ -84,38 +79,3 @@ def to_coco_results(pred: dict, sigmas: np.ndarray, in_vis_thre: float, oks_thre
     return [{"image_id": int(pred["image_ids"][i]), "category_id": 1,
              "keypoints": pred["keypoints"][i].reshape(-1).round(3).tolist(), "score": float(scores[i])}
             for i in keep]
-
-
-def coco_keypoint_ap(ground_truth: str | Path | dict, results: list[dict],
-                     sigmas: np.ndarray | None = None) -> dict:
-    """COCO keypoint AP/AR (pycocotools) of `results` against a COCO keypoints file (or its dict);
-    all zeros when there are no results."""
-    return dict(zip(STAT_NAMES, coco_ap(ground_truth, results, "keypoints", sigmas)))
-
-
-def coco_ap(ground_truth: str | Path | dict, results: list[dict], iou_type: str,
-            sigmas: np.ndarray | None = None) -> list[float]:
-    """pycocotools' summary numbers (`COCOeval.stats`: 10 for keypoints, 12 for bbox) of
-    `results` against a COCO file or its dict; zeros when there are no results."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    if not results:
-        return [0.0] * (10 if iou_type == "keypoints" else 12)
-    quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet):
-        if isinstance(ground_truth, dict):
-            gt = COCO()
-            gt.dataset = ground_truth
-            gt.createIndex()
-        else:
-            gt = COCO(str(ground_truth))
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, iou_type)
-        if sigmas is not None:
-            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
-        ev.params.imgIds = sorted({r["image_id"] for r in results} | set(gt.getImgIds()))
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return [float(v) for v in ev.stats]

@@ -28,12 +28,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from engines.atomic import save_torch_atomic, write_json_atomic
+from engines.coco_eval import coco_keypoint_ap
 from engines.errors import UserError
 from engines.hrnet import build_hrnet
 from trainer.config import Config, config_to_dict
 from trainer.datasets import DatasetBundle, build_datasets
 from trainer.distributed import DistContext, broadcast_object, unwrap, wrap_model
-from trainer.evaluate import coco_keypoint_ap, predict, to_coco_results
+from trainer.evaluate import predict, to_coco_results
 from trainer.logs import write_metrics_csv, write_plots
 from trainer.loss import build_loss
 

@@ -126,7 +126,7 @@ def trainer_class(cfg: Config):
 def evaluate_weights(trainer, weights: Path) -> int:
     from engines.weights import load_weights
     from trainer.distributed import unwrap
-    from trainer.evaluate import STAT_NAMES
+    from engines.coco_eval import STAT_NAMES
 
     load_weights(unwrap(trainer.model), weights)
     stats = trainer.validate()

@@ -6,8 +6,9 @@ from engines.detectors.nms import box_iou, nms
 __all__ = ["Detector", "validate_frame", "nms", "box_iou", "load_detector"]
 
 
-def load_detector(name: str, **options) -> Detector:
-    """A person detector from
+def load_detector(name: str, device: str = "cpu", **options) -> Detector:
+    """A person detector on `device` ("cpu", "cuda", "cuda:N"; HOG is CPU-only, ONNX detectors
+    use onnxruntime's CUDA provider where it is installed) from
     - "centernet" (bundled, trained here on synthetic people) or "centernet:FILE" (a checkpoint
       of that network),
     - "hog" (OpenCV),
@@ -21,13 +22,24 @@ def load_detector(name: str, **options) -> Detector:
     if kind == "centernet":
         from engines.detectors.centernet import load_centernet
 
-        return load_centernet(path or None, **options)
+        return load_centernet(path or None, device=device, **options)
     if name == "hog":
         from engines.detectors.hog import HogDetector
 
         return HogDetector(**options)
+    options.setdefault("providers", onnx_providers(device))
     if kind in ("yolox", "yolo") and path:
         return open_onnx_detector(path, kind, **options)
     layout = REGISTRY[name].preset if name in REGISTRY else None
     return open_onnx_detector(resolve(name, "detector"), layout if layout in ("yolox", "yolo") else "auto",
                               **options)
+
+
+def onnx_providers(device: str) -> list:
+    """onnxruntime providers for `device`: CUDA first when asked for and installed, else CPU."""
+    import onnxruntime as ort
+
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        index = int(device.partition(":")[2] or 0)
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
