@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from engines.errors import run_cli
 from tracker.app import main
@@ -19,6 +20,10 @@ from tracker.sources import DEMO_CLIP
     (["--source", "http://127.0.0.1:1/stream.mjpg"], "cannot reach"),
     (["--source", "demo", "--pose", "no-such-model"], "not a known pose model"),
     (["--source", "demo", "--show"], "display"),
+    (["--source", "demo", "--det", "nosuch"], "not a detector (centernet, hog"),
+    (["--source", "demo", "--half"], "--half is for --device cuda"),
+    (["--source", "demo", "--backend", "tensorrt", "--device", "cpu"], "TensorRT"),
+    (["--source", "demo", "--batch-profile", "8,1,32"], "batch profile must satisfy"),
 ])
 def test_user_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -108,3 +113,18 @@ def test_backend_choices_are_the_engines_backends():
     from tracker.app import BACKEND_CHOICES
 
     assert sorted(BACKEND_CHOICES) == sorted(backend_names())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("gpu_options", [[], ["--half"], ["--backend", "compile", "--half"]])
+def test_cuda_run_tracks_the_people_the_cpu_run_tracks(tmp_path, short_clip, gpu_options):
+    def people_per_frame(*options):
+        out = tmp_path / ("_".join(options) or "plain")
+        assert main(["--source", str(short_clip), "--no-save", "--out", str(out), *options]) == 0
+        posetrack = json.loads(next((out / "exp1").glob("*.json")).read_text())
+        return sorted(a["image_id"] for a in posetrack["annotations"])
+
+    cpu = people_per_frame("--device", "cpu")
+    cuda = people_per_frame("--device", "cuda", *gpu_options)
+    assert len(cpu) > 6 and abs(len(cuda) - len(cpu)) <= len(cpu) // 10

@@ -66,6 +66,8 @@ def load_pose(name: str, preset: str | None, backend: str | None, device: str,
               batch_profile: str | None = None, half: bool = False):
     """A PoseEstimator for a bundled preset name, a registry name or a checkpoint path; without
     a backend, the fastest one measured for the device (ONNX Runtime is ~2.5x torch on CPU)."""
+    if half and device == "cpu":
+        raise UserError("--half is for --device cuda: on the CPU FP16 runs several times slower than FP32")
     backend = backend or ("onnxruntime" if device == "cpu" else "torch")
     options = {"backend": backend, "device": device, "half": half}
     if batch_profile:

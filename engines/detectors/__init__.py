@@ -1,7 +1,10 @@
 """Person detectors: frame(s) -> boxes (N,5) float32 x1, y1, x2, y2, score in frame pixels."""
 
+from pathlib import Path
+
 from engines.detectors.base import Detector, validate_frame
 from engines.detectors.nms import box_iou, nms
+from engines.errors import UserError
 
 __all__ = ["Detector", "validate_frame", "nms", "box_iou", "load_detector"]
 
@@ -30,6 +33,10 @@ def load_detector(name: str, device: str = "cpu", **options) -> Detector:
     options.setdefault("providers", onnx_providers(device))
     if kind in ("yolox", "yolo") and path:
         return open_onnx_detector(path, kind, **options)
+    if name not in REGISTRY and not Path(name).expanduser().is_file():
+        fetched = ", ".join(n for n, entry in REGISTRY.items() if entry.kind == "detector")
+        raise UserError(f"{name}: no such file and not a detector (centernet, hog, {fetched}, "
+                        f"centernet:FILE, yolox:FILE, yolo:FILE or an ONNX file)")
     layout = REGISTRY[name].preset if name in REGISTRY else None
     return open_onnx_detector(resolve(name, "detector"), layout if layout in ("yolox", "yolo") else "auto",
                               **options)
