@@ -7,7 +7,7 @@ from tracker.sources import open_source
 from tracker.tracking import PoseTracker
 
 detector, tracker = load_detector("centernet"), PoseTracker()
-pose = PoseEstimator("lite_w16_160x128", bundled_weights("lite_w16_160x128"))
+pose = PoseEstimator("lite_w16_160x128", bundled_weights("lite_w16_160x128"), decode="dark")
 for index, timestamp, frame in open_source("demo"):
     boxes = detector.detect(frame)
     tracks = tracker.update(boxes, pose.estimate(frame, boxes), timestamp)

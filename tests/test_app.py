@@ -65,9 +65,10 @@ def test_jsonl_to_stdout_keeps_stdout_clean(tmp_path, lite_weights, short_clip):
     assert not (tmp_path / "exp1" / "short.mp4").exists()
 
 
-# A little below what the bundled models measured on the demo clip (mAP 58.3, MOTA 45.2).
+# A little below what the bundled models measured on the demo clip (mAP 58.7, MOTA 45.7, IDF1 54.2).
 DEMO_MIN_MAP = 55.0
 DEMO_MIN_MOTA = 40.0
+DEMO_MIN_IDF1 = 50.0
 
 
 @pytest.mark.slow
@@ -91,6 +92,7 @@ def test_default_command_tracks_the_demo_clip(tmp_path, monkeypatch, capsys):
     assert evaluate(["--gt", str(DEMO_CLIP.parent / "demo_gt"), "--pred", str(pred), "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["mAP"]["Total"] >= DEMO_MIN_MAP and scores["MOTA"]["Total"] >= DEMO_MIN_MOTA
+    assert scores["IDF1"]["Total"] >= DEMO_MIN_IDF1
 
 
 def test_batch_shards_videos_by_rank(tmp_path, monkeypatch, lite_weights, short_clip):
@@ -128,3 +130,11 @@ def test_cuda_run_tracks_the_people_the_cpu_run_tracks(tmp_path, short_clip, gpu
     cpu = people_per_frame("--device", "cpu")
     cuda = people_per_frame("--device", "cuda", *gpu_options)
     assert len(cpu) > 6 and abs(len(cuda) - len(cpu)) <= len(cpu) // 10
+
+
+@pytest.mark.parametrize("flags, decode", [([], "dark"), (["--decode", "standard"], "standard")])
+def test_decode_flag_reaches_the_estimator(flags, decode):
+    from tracker.app import build_parser, load_pose
+
+    args = build_parser().parse_args(flags)
+    assert load_pose(args.pose, args.preset, args).decode == decode

@@ -38,7 +38,7 @@ def my_share(items: list, env=os.environ) -> list:
 def main(argv=None) -> int:
     import tracker.export as export
     from engines.detectors import load_detector
-    from tracker.app import BACKEND_CHOICES, DEFAULT_DET, DEFAULT_POSE, EXPORTS, load_pose
+    from tracker.app import DEFAULT_DET, DEFAULT_POSE, EXPORTS, add_runtime_options, load_pose
     from tracker.pipeline import Pipeline, Stream, VideoSink, new_tracker
     from tracker.render import Renderer
     from tracker.sources import VideoSource
@@ -53,18 +53,14 @@ def main(argv=None) -> int:
     p.add_argument("--preset")
     p.add_argument("--det", default=DEFAULT_DET)
     p.add_argument("--det-interval", type=int, default=1)
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--backend", choices=BACKEND_CHOICES,
-                   help="pose runtime (default: onnxruntime on cpu, torch on cuda)")
-    p.add_argument("--half", action="store_true", help="FP16 pose network (GPU backends)")
-    p.add_argument("--batch-profile", metavar="MIN,OPT,MAX", help="as for python -m tracker")
+    add_runtime_options(p)
     args = p.parse_args(argv)
 
     videos = my_share(find_videos(args.folder))
     device = args.device
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"  # one GPU per torchrun process
-    estimator = load_pose(args.pose, args.preset, args.backend, device, args.batch_profile, args.half)
+    estimator = load_pose(args.pose, args.preset, args, device)
     detector = load_detector(args.det, device=device)
     schema = estimator.schema.name
     formats = list(dict.fromkeys(args.export or ["posetrack"]))

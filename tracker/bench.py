@@ -49,7 +49,7 @@ def _run_pipeline(args: argparse.Namespace, live: bool, seconds: float | None = 
     from tracker.render import Renderer
     from tracker.sources import open_source
 
-    estimator = load_pose(args.pose, None, args.backend, args.device, args.batch_profile, args.half)
+    estimator = load_pose(args.pose, None, args)
     detector = load_detector(args.det, device=args.device)
     source = open_source(args.source, loop=live, live=live)
     stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps),
@@ -113,7 +113,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    from tracker.app import BACKEND_CHOICES
+    from tracker.app import add_runtime_options
 
     parser = argparse.ArgumentParser(prog="python -m tracker bench", description="Time tracker stages.")
     parser.add_argument("--stage", required=True, help=f"one of: {', '.join(STAGES)}")
@@ -124,10 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pose", default=None, help="pose model as for python -m tracker (default bundled)")
     parser.add_argument("--det", default=None, help="detector as for python -m tracker (default bundled)")
     parser.add_argument("--det-interval", type=int, default=1)
-    parser.add_argument("--backend", choices=BACKEND_CHOICES, help="as for python -m tracker")
-    parser.add_argument("--half", action="store_true", help="as for python -m tracker")
-    parser.add_argument("--batch-profile", metavar="MIN,OPT,MAX", help="as for python -m tracker")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    add_runtime_options(parser)
     parser.add_argument("--warmup", type=int, default=20, help="frames left out of the statistics")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     return parser
