@@ -66,7 +66,7 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="crops per pose network call on GPU backends, the TensorRT engine's range "
                         "(default 1,8,32; more people are split)")
     p.add_argument("--decode", choices=["dark", "standard"], default="dark",
-                   help="heatmap decode: dark (default; sub-pixel, +3.5 OKS AP on synthetic people for "
+                   help="heatmap decode: dark (default; sub-pixel, +3 OKS AP on synthetic people for "
                         "0.4 ms a frame) or the official standard one")
 
 
