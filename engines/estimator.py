@@ -56,10 +56,11 @@ class PoseEstimator:
     preset: name or Preset. weights: checkpoint path or state_dict (random weights when None).
     backend: a name in engines.backends.BACKENDS ("torch", "onnxruntime"). onnx_path: run this
     ONNX file (with its own weights) instead of exporting the network to the cache. half and
-    channels_last: torch only; threads: onnxruntime intra-op threads; batch_profile: (min, opt, max)
-    crops per call of a torch-based backend (a TensorRT engine's range; larger batches are split). decode: "standard"
-    (official argmax + quarter offset) or "dark". on_device: crop, normalise and decode with
-    torch on the backend's device (torch-based backends only); None = yes on CUDA.
+    channels_last: torch only; threads: onnxruntime intra-op threads; batch_profile: (min, opt,
+    max) crops per call of a torch-based backend (a TensorRT engine's range; larger batches are
+    split). decode: "standard" (official argmax + quarter offset) or "dark". on_device: crop,
+    normalise and decode with torch on the backend's device (torch-based backends only); None =
+    yes on CUDA.
     """
 
     def __init__(self, preset: str | Preset, weights: str | os.PathLike | Mapping | None = None,
