@@ -11,8 +11,8 @@ import numpy as np
 
 from engines.geometry import PIXEL_STD
 
-__all__ = ["get_max_preds", "decode_heatmaps", "heatmap_to_image", "flip_back", "fuse_flip",
-           "generate_target", "fliplr_joints"]
+__all__ = ["get_max_preds", "decode_heatmaps", "newton_step_terms", "heatmap_to_image", "flip_back",
+           "fuse_flip", "generate_target", "fliplr_joints"]
 
 
 def get_max_preds(heatmaps: np.ndarray):
@@ -68,19 +68,23 @@ def _dark_offset(hm: np.ndarray, preds: np.ndarray, blur_sigma: float) -> np.nda
     def at(dy, dx):  # log of the rescaled blurred map, only where the Taylor step needs it
         return np.log(np.maximum(blurred[ni, ji, yc + dy, xc + dx] * rescale[..., 0, 0], 1e-10))
 
+    num_x, num_y, det = newton_step_terms(at)
+    usable = inside & (np.abs(det) > 1e-12) & (peak[..., 0, 0] > 0)
+    safe_det = np.where(usable, det, 1.0)
+    offset = np.stack([num_x / safe_det, num_y / safe_det], axis=2) * usable[..., None]
+    return (preds + offset).astype(np.float32)
+
+
+def newton_step_terms(at):
+    """DARK's step from `at(dy, dx)`, the log map around each peak: central differences give the
+    gradient g and Hessian H, and the offset -H^-1 g is (num_x / det, num_y / det) for the 2x2
+    case. Plain arithmetic, so numpy arrays and torch tensors (engines.gpu_ops) both work."""
     dx = 0.5 * (at(0, 1) - at(0, -1))
     dy = 0.5 * (at(1, 0) - at(-1, 0))
     dxx = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
     dyy = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
     dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
-    det = dxx * dyy - dxy * dxy
-    usable = inside & (np.abs(det) > 1e-12) & (peak[..., 0, 0] > 0)
-    safe_det = np.where(usable, det, 1.0)
-    # offset = -Hessian^-1 @ gradient, written out for the 2x2 case
-    off_x = -(dyy * dx - dxy * dy) / safe_det
-    off_y = -(dxx * dy - dxy * dx) / safe_det
-    offset = np.stack([off_x, off_y], axis=2) * usable[..., None]
-    return (preds + offset).astype(np.float32)
+    return -(dyy * dx - dxy * dy), -(dxx * dy - dxy * dx), dxx * dyy - dxy * dxy
 
 
 def heatmap_to_image(coords: np.ndarray, centers: np.ndarray, scales: np.ndarray, heatmap_size_wh) -> np.ndarray:

@@ -134,9 +134,8 @@ class PoseEstimator:
                 heatmaps = gpu_ops.fuse_flip(both[:len(images)], both[len(images):], self.flip_pairs)
             else:
                 heatmaps = self.backend.run_tensor(images).float()
-            if self.decode == "standard":
-                return gpu_ops.decode_people(heatmaps, centers, scales).cpu().numpy()
-        return self._decode(heatmaps.cpu().numpy(), centers, scales)  # DARK: on the CPU
+            return gpu_ops.decode_people(heatmaps, centers, scales, self.decode,
+                                         self.preset.sigma).cpu().numpy()
 
     def heatmaps(self, images: np.ndarray) -> np.ndarray:
         """Network heatmaps (N,J,h,w) for normalised crops, fused with the flip test if enabled

@@ -4,10 +4,10 @@ The frame is uploaded as uint8; every person's crop is cut from it in one batche
 `grid_sample`, driven by the same 2x3 affine matrices as the CPU path
 (`engines.geometry.get_affine_transform`, which `cv2.warpAffine` uses there), then flipped to RGB
 and ImageNet-normalised. After the network, the official decode (argmax, quarter-pixel step
-towards the higher neighbour, back-projection through the inverse affine) runs on the heatmaps
-where they are, and only the (N,J,3) keypoints come back. Works on any torch device; results
-agree with `engines.geometry.crop_people` within a grey level or two (OpenCV interpolates in
-fixed point) and with `engines.codec.decode_heatmaps`.
+towards the higher neighbour, back-projection through the inverse affine), or DARK, runs on
+the heatmaps where they are, and only the (N,J,3) keypoints come back. Works on any torch
+device; results agree with `engines.geometry.crop_people` within a grey level or two (OpenCV
+interpolates in fixed point) and with `engines.codec.decode_heatmaps`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engines.codec import newton_step_terms
 from engines.geometry import get_affine_transform
 
 __all__ = ["crop_matrices", "heatmap_to_frame_matrices", "upload_frame", "warp_crops",
@@ -100,32 +101,30 @@ def fuse_flip(heatmaps: torch.Tensor, heatmaps_flipped: torch.Tensor, flip_pairs
     return (heatmaps + back) * 0.5
 
 
-def decode_heatmaps(heatmaps: torch.Tensor, heatmap_to_frame: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Official standard decode of heatmaps (N,J,h,w) -> keypoints (N,J,3) float32 (x, y,
-    maxval) in frame pixels, on the heatmaps' device; heatmap_to_frame: (N,2,3) matrices.
+def decode_heatmaps(heatmaps: torch.Tensor, heatmap_to_frame: np.ndarray | torch.Tensor,
+                    method: str = "standard", blur_sigma: float = 2.0) -> torch.Tensor:
+    """engines.codec.decode_heatmaps on tensors: heatmaps (N,J,h,w) -> keypoints (N,J,3) float32
+    (x, y, maxval) in frame pixels, on the heatmaps' device; heatmap_to_frame: (N,2,3) matrices.
 
-    argmax; a maxval <= 0 puts the point at the heatmap origin; when the peak lies strictly
-    inside (1 < x < w-1, 1 < y < h-1) it moves a quarter pixel towards the larger neighbour on
-    each axis; then the inverse affine maps it to the frame."""
+    argmax (a maxval <= 0 puts the point at the heatmap origin), then "standard": a quarter
+    pixel towards the larger neighbour on each axis for peaks strictly inside (1 < x < w-1,
+    1 < y < h-1); or "dark": one Newton step on the log of the blurred map (`blur_sigma` = the
+    training target's sigma); then the inverse affine maps it to the frame."""
     heatmaps = heatmaps.float()
     count, joints, height, width = heatmaps.shape
-    flat = heatmaps.reshape(count, joints, height * width)
     if count == 0:
         return heatmaps.new_zeros((0, joints, 3))
+    flat = heatmaps.reshape(count, joints, height * width)
     maxvals, index = flat.max(dim=2)  # first maximum on ties, as numpy's argmax
-    x = (index % width).float()
-    y = torch.div(index, width, rounding_mode="floor").float()
     positive = (maxvals > 0).float()
-    x, y = x * positive, y * positive
-    # integer peak (floor(v + 0.5) of an integer is itself); neighbours read from the flat map
-    px, py = x.long(), y.long()
-    inside = (px > 1) & (px < width - 1) & (py > 1) & (py < height - 1)
-    at = py * width + px
-    neighbours = torch.stack([at + 1, at - 1, at + width, at - width], dim=2)
-    neighbours = torch.where(inside.unsqueeze(2), neighbours, at.unsqueeze(2))  # stay in range
-    right, left, down, up = flat.gather(2, neighbours).unbind(2)
-    x = x + torch.where(inside, torch.sign(right - left) * 0.25, torch.zeros_like(x))
-    y = y + torch.where(inside, torch.sign(down - up) * 0.25, torch.zeros_like(y))
+    x = (index % width).float() * positive
+    y = torch.div(index, width, rounding_mode="floor").float() * positive
+    if method == "standard":
+        x, y = _quarter_step(flat, x, y, width, height)
+    elif method == "dark":
+        x, y = _dark_step(heatmaps, x, y, blur_sigma)
+    else:
+        raise ValueError(f"unknown decode method {method!r}: use 'standard' or 'dark'")
     matrices = torch.as_tensor(heatmap_to_frame, dtype=torch.float32, device=heatmaps.device)
     matrices = matrices.reshape(count, 1, 2, 3)
     frame_x = matrices[..., 0, 0] * x + matrices[..., 0, 1] * y + matrices[..., 0, 2]
@@ -133,7 +132,51 @@ def decode_heatmaps(heatmaps: torch.Tensor, heatmap_to_frame: np.ndarray | torch
     return torch.stack([frame_x, frame_y, maxvals], dim=2)
 
 
-def decode_people(heatmaps: torch.Tensor, centers: np.ndarray, scales: np.ndarray) -> torch.Tensor:
+def _quarter_step(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, width: int, height: int):
+    px, py = x.long(), y.long()
+    inside = (px > 1) & (px < width - 1) & (py > 1) & (py < height - 1)
+    at = py * width + px
+    neighbours = torch.stack([at + 1, at - 1, at + width, at - width], dim=2)
+    neighbours = torch.where(inside.unsqueeze(2), neighbours, at.unsqueeze(2))  # stay in range
+    right, left, down, up = flat.gather(2, neighbours).unbind(2)
+    zero = torch.zeros_like(x)
+    return (x + torch.where(inside, torch.sign(right - left) * 0.25, zero),
+            y + torch.where(inside, torch.sign(down - up) * 0.25, zero))
+
+
+def _dark_step(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor, blur_sigma: float):
+    """As engines.codec's DARK: Gaussian blur with a zero border (cv2.GaussianBlur's kernel),
+    rescaled to keep each map's maximum, log, then offset = -Hessian^-1 gradient at the argmax
+    from central differences; the step is done in float64 like the numpy version."""
+    count, joints, height, width = heatmaps.shape
+    radius = int(np.ceil(3 * blur_sigma))
+    taps = torch.arange(-radius, radius + 1, device=heatmaps.device, dtype=torch.float64)
+    kernel = torch.exp(-taps ** 2 / (2 * blur_sigma ** 2))
+    kernel = (kernel / kernel.sum()).float()
+    maps = heatmaps.reshape(count * joints, 1, height, width)
+    maps = F.conv2d(maps, kernel.view(1, 1, 1, -1), padding=(0, radius))
+    blurred = F.conv2d(maps, kernel.view(1, 1, -1, 1), padding=(radius, 0)).reshape(count, joints, -1)
+    peak = heatmaps.amax(dim=(2, 3)).double()
+    rescale = peak / blurred.amax(dim=2).double().clamp(min=1e-12)
+    px, py = x.long(), y.long()
+    inside = (px > 1) & (px < width - 2) & (py > 1) & (py < height - 2)
+    xc, yc = px.clamp(2, width - 3), py.clamp(2, height - 3)
+
+    def at(dy: int, dx: int) -> torch.Tensor:
+        values = blurred.gather(2, ((yc + dy) * width + xc + dx).unsqueeze(2)).squeeze(2).double()
+        return torch.log((values * rescale).clamp(min=1e-10))
+
+    num_x, num_y, det = newton_step_terms(at)
+    usable = inside & (det.abs() > 1e-12) & (peak > 0)
+    safe_det = torch.where(usable, det, torch.ones_like(det))
+    zero = torch.zeros_like(det)
+    return (x + torch.where(usable, num_x / safe_det, zero).float(),
+            y + torch.where(usable, num_y / safe_det, zero).float())
+
+
+def decode_people(heatmaps: torch.Tensor, centers: np.ndarray, scales: np.ndarray,
+                  method: str = "standard", blur_sigma: float = 2.0) -> torch.Tensor:
     """decode_heatmaps with the inverse matrices of people at centers/scales (N,2)."""
     height, width = heatmaps.shape[-2:]
-    return decode_heatmaps(heatmaps, heatmap_to_frame_matrices(centers, scales, (width, height)))
+    return decode_heatmaps(heatmaps, heatmap_to_frame_matrices(centers, scales, (width, height)),
+                           method, blur_sigma)

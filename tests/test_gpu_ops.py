@@ -105,14 +105,30 @@ def heatmaps_with_edge_cases(seed=0, people=6) -> np.ndarray:
     return hm
 
 
+def smooth_heatmaps(seed=0, people=6) -> np.ndarray:
+    """Noisy Gaussian blobs anywhere (also off the map and at its edges), as a network gives."""
+    rng = np.random.default_rng(seed)
+    width, height = HEATMAP_SIZE
+    ys, xs = np.mgrid[:height, :width]
+    centres = rng.uniform(-2, [width + 1, height + 1], (people, 17, 2))
+    peaks = rng.uniform(0.05, 1, (people, 17, 1, 1))
+    blobs = np.exp(-((xs - centres[..., :1, None]) ** 2 + (ys - centres[..., 1:, None]) ** 2) / 8)
+    hm = (peaks * blobs + rng.normal(0, 0.01, (people, 17, height, width))).astype(np.float32)
+    hm[0, 0] = -0.5                     # all negative: origin, no step
+    hm[1, 1] = 0.0                      # flat: no step
+    return hm
+
+
 @pytest.mark.parametrize("device", DEVICES)
-def test_decode_matches_the_cpu_decode(device):
-    hm = heatmaps_with_edge_cases()
+@pytest.mark.parametrize("method, make_heatmaps", [("standard", heatmaps_with_edge_cases),
+                                                   ("dark", smooth_heatmaps)])
+def test_decode_matches_the_cpu_decode(device, method, make_heatmaps):
+    hm = make_heatmaps()
     boxes = np.concatenate([BOXES[:5], [[5, 5, 40, 200]]]).astype(np.float32)
     centers, scales = box_to_center_scale(boxes, IMAGE_SIZE)
-    expected = decode_heatmaps(hm, centers, scales)
+    expected = decode_heatmaps(hm, centers, scales, method=method, blur_sigma=2.0)
 
-    got = gpu_ops.decode_people(torch.from_numpy(hm).to(device), centers, scales)
+    got = gpu_ops.decode_people(torch.from_numpy(hm).to(device), centers, scales, method, 2.0)
 
     assert got.shape == expected.shape and got.device.type == device
     np.testing.assert_allclose(got.cpu().numpy(), expected, atol=1e-3, rtol=0)
