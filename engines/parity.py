@@ -79,7 +79,7 @@ def estimate_all(estimator: PoseEstimator, people: list[tuple[int, Path, np.ndar
     """Keypoints (N,J,3) of every listed person, images in order."""
     rows = []
     for _, path, boxes in people:
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None  # no OpenCV warning
         if frame is None:
             raise UserError(f"cannot read image {path}")
         rows.append(estimator.estimate(frame, boxes))

@@ -73,6 +73,7 @@ def test_limit_scores_only_the_chosen_images(annotations):
     (["--backend", "torch:int8"], "fp32 or fp16"),
     (["--limit", "0"], "--limit must be >= 1"),
     (["--weights", "/nonexistent.pth"], "/nonexistent.pth"),
+    (["--images", "/nonexistent"], "cannot read image /nonexistent/images/"),
 ])
 def test_bad_options_are_one_line(annotations, args, message):
     done = run_cli("--data", annotations, *args)
