@@ -23,19 +23,32 @@ import torch
 from engines.batching import BatchProfile, run_batches
 from engines.errors import UserError
 
-__all__ = ["Backend", "BackendOptions", "BACKENDS", "BACKEND_MODULES", "register_backend",
+__all__ = ["Backend", "TensorBackend", "BackendOptions", "BACKENDS", "BACKEND_MODULES", "register_backend",
            "backend_names", "create_backend",
            "TorchBackend", "OnnxRuntimeBackend", "cached_onnx", "weights_digest", "default_cache_dir"]
 
 
 class Backend(Protocol):
-    """Backends built on torch (torch, compile, tensorrt, tensorrt-onnx) also have `device` and
-    `run_tensor(images: Tensor) -> Tensor`, the same call on tensors that stay on the device."""
-
     name: str
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """(B,3,H,W) float32 -> heatmaps (B,J,H/4,W/4) float32."""
+
+
+class TensorBackend:
+    """Base of the backends built on torch (torch, compile, tensorrt, tensorrt-onnx): they run
+    tensors that stay on `device` (the estimator's on-device path calls `run_tensor` directly);
+    the numpy call is that plus the copies."""
+
+    name: str
+    device: torch.device
+
+    def run_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """Heatmaps (B,J,h,w) on the device for crops (B,3,H,W), B of any size."""
+        raise NotImplementedError
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.run_tensor(torch.from_numpy(np.ascontiguousarray(images))).float().cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,7 @@ def torch_device(device: str) -> torch.device:
     return dev
 
 
-class TorchBackend:
+class TorchBackend(TensorBackend):
     """PyTorch eager on CPU or CUDA, fp32 or fp16, optionally channels_last."""
 
     name = "torch"
@@ -104,13 +117,9 @@ class TorchBackend:
         self.profile = BatchProfile.of(options.batch_profile)  # bounds the memory of a crowded frame
 
     def run_tensor(self, images: torch.Tensor) -> torch.Tensor:
-        """Heatmaps (B,J,h,w) on the device for crops (B,3,H,W), in chunks of at most the batch
-        profile's max (on-device pre-processing calls this directly)."""
+        """Heatmaps for crops, in chunks of at most the batch profile's max."""
         x = images.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
         return run_batches(self.model, x, self.profile)
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.run_tensor(torch.from_numpy(np.ascontiguousarray(images))).float().cpu().numpy()
 
 
 @register_backend("torch")

@@ -8,10 +8,9 @@ frame whose number of people rounds up to it. On CPU the same code runs without 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from engines.backends import BackendOptions, register_backend, torch_device
+from engines.backends import BackendOptions, TensorBackend, register_backend, torch_device
 from engines.batching import BatchProfile, run_batches
 
 __all__ = ["CompileBackend", "batch_buckets", "bucket_for", "make_compile_backend"]
@@ -32,7 +31,7 @@ def bucket_for(count: int, buckets: tuple[int, ...]) -> int:
     return next(size for size in buckets if size >= count)
 
 
-class CompileBackend:
+class CompileBackend(TensorBackend):
     """torch.compile'd network; mode "reduce-overhead" captures CUDA graphs on CUDA."""
 
     name = "compile"
@@ -64,9 +63,6 @@ class CompileBackend:
         """Heatmaps (B,J,h,w) on the device for crops (B,3,H,W), B of any size (chunks of at most
         the largest bucket, each padded up to a bucket)."""
         return run_batches(self._run_bucket, images.to(self.device, self.dtype), self.profile)
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.run_tensor(torch.from_numpy(np.ascontiguousarray(images))).float().cpu().numpy()
 
 
 @register_backend("compile")

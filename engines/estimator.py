@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from engines import gpu_ops
-from engines.backends import BackendOptions, create_backend
+from engines.backends import BackendOptions, TensorBackend, create_backend
 from engines.codec import decode_heatmaps, fuse_flip
 from engines.detectors.base import validate_frame
 from engines.errors import UserError
@@ -83,7 +83,7 @@ class PoseEstimator:
                                  onnx_path=None if onnx_path is None else str(onnx_path),
                                  threads=threads, batch_profile=batch_profile)
         self.backend = create_backend(backend, model, self.preset.image_size, options)
-        tensor_backend = hasattr(self.backend, "run_tensor")
+        tensor_backend = isinstance(self.backend, TensorBackend)
         if on_device and not tensor_backend:
             raise UserError(f"on-device pre-processing needs a torch-based backend, not {backend}")
         if on_device is None:

@@ -27,12 +27,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from engines.atomic import atomic_path, write_json_atomic
-from engines.backends import (BackendOptions, cached_onnx, default_cache_dir, register_backend, torch_device,
-                              weights_digest)
+from engines.backends import (BackendOptions, TensorBackend, cached_onnx, default_cache_dir, register_backend,
+                              torch_device, weights_digest)
 from engines.batching import BatchProfile, out_of_memory_error, run_batches
 from engines.download import sha256_of
 from engines.errors import UserError
@@ -153,7 +152,7 @@ def gpu_fields(device: torch.device) -> dict:
     return {"gpu": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
 
 
-class TensorRTBackend:
+class TensorRTBackend(TensorBackend):
     """Runs a TensorRT engine (any callable CUDA tensor -> CUDA tensor) on batches of any size."""
 
     def __init__(self, name: str, run: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
@@ -167,9 +166,6 @@ class TensorRTBackend:
     def run_tensor(self, images: torch.Tensor) -> torch.Tensor:
         """Heatmaps (B,J,h,w) on the GPU for a batch (B,3,H,W) already there (GPU pre-processing)."""
         return run_batches(self.run, images.to(self.device, self.input_dtype).contiguous(), self.profile)
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.run_tensor(torch.from_numpy(np.ascontiguousarray(images))).float().cpu().numpy()
 
 
 def _cuda_device(options: BackendOptions) -> torch.device:
