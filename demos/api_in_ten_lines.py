@@ -1,13 +1,11 @@
-"""The Python API in ten lines: frames in, tracked skeletons out (needs the bundled weights)."""
+"""The Python API in ten lines: frames in, tracked skeletons out (the bundled models, offline;
+any catalogue name works the same, e.g. load_detector("yolox-nano"), load_pose("litehrnet30-coco"))."""
 
-from engines.detectors import load_detector
-from engines.estimator import PoseEstimator
-from engines.weights import bundled_weights
+from engines import load_detector, load_pose
 from tracker.sources import open_source
 from tracker.tracking import PoseTracker
 
-detector, tracker = load_detector("centernet"), PoseTracker()
-pose = PoseEstimator("lite_w16_160x128", bundled_weights("lite_w16_160x128"), decode="dark")
+detector, pose, tracker = load_detector("centernet"), load_pose("lite_w16_160x128"), PoseTracker()
 for index, timestamp, frame in open_source("demo"):
     boxes = detector.detect(frame)
     tracks = tracker.update(boxes, pose.estimate(frame, boxes), timestamp)

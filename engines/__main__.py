@@ -7,12 +7,12 @@ import sys
 
 from engines.errors import UserError, run_cli
 
-# verb -> module exposing main(argv) -> int
+# verb -> (module exposing main(argv) -> int, what it does)
 VERBS = {
-    "export": "engines.export",
-    "bench": "engines.bench",
-    "parity": "engines.parity",
-    "fetch": "engines.registry",
+    "export": ("engines.runtimes.export", "export a pose network (HRNet, Lite-HRNet) to ONNX"),
+    "bench": ("engines.tools.bench", "time pose runtimes, detectors and detector + pose per frame"),
+    "parity": ("engines.tools.parity", "check each runtime's keypoints and AP against torch FP32"),
+    "fetch": ("engines.hub.cache", "download catalogue models into the cache; --list shows the catalogue"),
 }
 
 
@@ -20,9 +20,14 @@ def main(argv=None) -> int:
     import importlib
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: python -m engines VERB ... (python -m engines VERB --help for each)\n\nverbs:")
+        for verb, (_, what) in VERBS.items():
+            print(f"  {verb:8s} {what}")
+        return 0
     if not argv or argv[0] not in VERBS:
         raise UserError(f"usage: python -m engines {{{','.join(VERBS)}}} ... (-h for help on each)")
-    return importlib.import_module(VERBS[argv[0]]).main(argv[1:])
+    return importlib.import_module(VERBS[argv[0]][0]).main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,25 +1,57 @@
-"""The command-line error convention: a user mistake is one clear line and exit code 2."""
+"""The command-line error convention: a problem is one clear line on stderr and a non-zero exit.
+
+Exit codes of every CLI: 0 done, 1 the run failed while writing (`WriteError`, e.g. a full disk),
+2 bad input or usage (`UserError`, argparse errors included; nothing was started), 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
-__all__ = ["UserError", "run_cli"]
+__all__ = ["UserError", "WriteError", "run_cli"]
 
 
 class UserError(Exception):
     """A problem the user can fix (bad path, bad value, missing file). Printed as one line."""
 
+    exit_code = 2
+
+
+class WriteError(UserError):
+    """An output could not be written during a run (disk full, device gone). Printed as one line."""
+
+    exit_code = 1
+
+
+def _one_line_error(parser: argparse.ArgumentParser, message: str):
+    raise UserError(f"{message} (see {parser.prog} --help)")
+
+
+@contextlib.contextmanager
+def _argparse_errors_as_user_errors() -> Iterator[None]:
+    """Every ArgumentParser (and subparser) reports a bad option as a UserError instead of
+    printing its usage block and exiting, so all CLIs share the one-line form."""
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _one_line_error
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original
+
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
             prog: str = "") -> int:
     """Run `main(argv)`; turn UserError and Ctrl+C into one line on stderr and a non-zero exit."""
+    prefix = f"{prog}: " if prog else ""
     try:
-        return int(main(argv) or 0)
+        with _argparse_errors_as_user_errors():
+            return int(main(argv) or 0)
     except UserError as exc:
-        print(f"{prog + ': ' if prog else ''}error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{prefix}error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
-        print(f"{prog + ': ' if prog else ''}interrupted", file=sys.stderr)
+        print(f"{prefix}interrupted", file=sys.stderr)
         return 130

@@ -1,6 +1,7 @@
-"""Shared fixtures: an untrained lite checkpoint, a six-frame cut of the demo clip, and a maker of
-synthetic-people image sets."""
+"""Shared fixtures: every cache in a temporary folder, an untrained lite checkpoint, a six-frame
+cut of the demo clip, and a maker of synthetic-people image sets."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,15 +10,31 @@ import cv2
 import pytest
 import torch
 
-from engines.hrnet import build_model
+from engines.models.presets import build_network
 from tracker.sources import DEMO_CLIP
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_caches(tmp_path_factory):
+    """Model cache, ONNX exports and anything under XDG_CACHE_HOME go to a temporary folder,
+    for this process and the subprocesses tests start: tests never write into the home folder."""
+    folder = tmp_path_factory.mktemp("cache")
+    saved = {name: os.environ.get(name) for name in ("HRNET_TRACKER_CACHE", "XDG_CACHE_HOME")}
+    os.environ["HRNET_TRACKER_CACHE"] = str(folder / "hrnet-tracker")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    yield folder
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
 def lite_weights(tmp_path_factory):
     """An untrained lite HRNet checkpoint: the trained bundled weights may not exist yet."""
     path = tmp_path_factory.mktemp("weights") / "lite.pth"
-    torch.save(build_model("lite_w16_160x128").state_dict(), path)
+    torch.save(build_network("lite_w16_160x128").state_dict(), path)
     return path
 
 

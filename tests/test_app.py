@@ -18,9 +18,9 @@ from tracker.sources import DEMO_CLIP
     (["--source", "notes.txt"], "unsupported"),
     (["--source", "webcam:5"], "no camera"),
     (["--source", "http://127.0.0.1:1/stream.mjpg"], "cannot reach"),
-    (["--source", "demo", "--pose", "no-such-model"], "not a known pose model"),
+    (["--source", "demo", "--pose", "no-such-model"], "not a pose model"),
     (["--source", "demo", "--show"], "display"),
-    (["--source", "demo", "--det", "nosuch"], "not a detector (centernet, hog"),
+    (["--source", "demo", "--det", "nosuch"], "not a detector (yolox-nano"),
     (["--source", "demo", "--half"], "--half is for --device cuda"),
     (["--source", "demo", "--backend", "tensorrt", "--device", "cpu"], "TensorRT"),
     (["--source", "demo", "--batch-profile", "8,1,32"], "batch profile must satisfy"),
@@ -41,7 +41,7 @@ def test_run_folders_are_numbered(tmp_path):
 
 
 def test_two_sources_with_every_export(tmp_path, capsys, lite_weights, short_clip):
-    argv = ["--source", str(short_clip), "--source", str(short_clip), "--pose", str(lite_weights),
+    argv = ["--source", str(short_clip), "--source", str(short_clip), "--pose", str(lite_weights), "--bundled",
             "--out", str(tmp_path), "--det-interval", "2"]
     for fmt in ("posetrack", "posetrack17", "jsonl", "csv", "mot"):
         argv += ["--export", fmt]
@@ -56,7 +56,7 @@ def test_two_sources_with_every_export(tmp_path, capsys, lite_weights, short_cli
 
 def test_jsonl_to_stdout_keeps_stdout_clean(tmp_path, lite_weights, short_clip):
     result = subprocess.run(
-        [sys.executable, "-m", "tracker", "--source", str(short_clip), "--pose", str(lite_weights),
+        [sys.executable, "-m", "tracker", "--source", str(short_clip), "--pose", str(lite_weights), "--bundled",
          "--out", str(tmp_path), "--no-save", "--jsonl", "-"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -74,8 +74,8 @@ DEMO_MIN_IDF1 = 54.0
 @pytest.mark.slow
 def test_default_command_tracks_the_demo_clip(tmp_path, monkeypatch, capsys):
     """`python -m tracker` with no options: bundled clip and weights, scored by `tracker eval`."""
-    from engines.presets import PRESETS
-    from engines.weights import ASSETS_DIR
+    from engines.models.presets import PRESETS
+    from engines.models.weights import ASSETS_DIR
     from tracker.app import DEFAULT_POSE
     from tracker.evaluate.cli import main as evaluate
 
@@ -104,14 +104,14 @@ def test_batch_shards_videos_by_rank(tmp_path, monkeypatch, lite_weights, short_
         (videos / f"{name}.mp4").write_bytes(short_clip.read_bytes())
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert batch([str(videos), "--out", str(tmp_path / "out"), "--pose", str(lite_weights)]) == 0
+    assert batch([str(videos), "--out", str(tmp_path / "out"), "--pose", str(lite_weights), "--bundled"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.json"]
     assert len(json.loads((tmp_path / "out" / "b.json").read_text())["images"]) == 6
     assert run_cli(batch, [str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
 
 
 def test_backend_choices_are_the_engines_backends():
-    from engines.backends import backend_names
+    from engines.runtimes.backends import backend_names
     from tracker.app import BACKEND_CHOICES
 
     assert sorted(BACKEND_CHOICES) == sorted(backend_names())
@@ -123,7 +123,7 @@ def test_backend_choices_are_the_engines_backends():
 def test_cuda_run_tracks_the_people_the_cpu_run_tracks(tmp_path, short_clip, gpu_options):
     def people_per_frame(*options):
         out = tmp_path / ("_".join(options) or "plain")
-        assert main(["--source", str(short_clip), "--no-save", "--out", str(out), *options]) == 0
+        assert main(["--source", str(short_clip), "--bundled", "--no-save", "--out", str(out), *options]) == 0
         posetrack = json.loads(next((out / "exp1").glob("*.json")).read_text())
         return sorted(a["image_id"] for a in posetrack["annotations"])
 
@@ -134,7 +134,7 @@ def test_cuda_run_tracks_the_people_the_cpu_run_tracks(tmp_path, short_clip, gpu
 
 @pytest.mark.parametrize("flags, decode", [([], "dark"), (["--decode", "standard"], "standard")])
 def test_decode_flag_reaches_the_estimator(flags, decode):
-    from tracker.app import build_parser, load_pose
+    from tracker.app import build_parser, load_models
 
     args = build_parser().parse_args(flags)
-    assert load_pose(args.pose, args.preset, args).decode == decode
+    assert load_models(args, ["demo"])[1].decode == decode

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from engines.backends import BackendOptions, TorchBackend
-from engines.batching import BatchProfile, run_in_chunks
+from engines.runtimes.backends import BackendOptions, TorchBackend
+from engines.runtimes.batching import BatchProfile, run_in_chunks
 from engines.errors import UserError
 
 

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from engines.errors import UserError
-from engines.estimator import PoseEstimator
-from engines.hrnet import build_model
+from engines.pose.estimator import PoseEstimator
+from engines.models.presets import build_network
 from trainer.bundle import main
 
 
 def test_bundle_halves_the_file_and_keeps_the_heatmaps(tmp_path, capsys):
-    model = build_model("lite_w16_160x128")
+    model = build_network("lite_w16_160x128")
     checkpoint = tmp_path / "checkpoint.pth"   # the trainer's form: a dict around a DDP state_dict
     torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, checkpoint)
     out = tmp_path / "assets" / "lite.pth"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.codec import (decode_heatmaps, flip_back, fliplr_joints, fuse_flip, generate_target,
+from engines.pose.codec import (decode_heatmaps, flip_back, fliplr_joints, fuse_flip, generate_target,
                            get_max_preds)
 
 FIXTURES = Path(__file__).parent / "fixtures"

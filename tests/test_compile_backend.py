@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from engines.backends import BACKENDS, BackendOptions, create_backend
-from engines.compile_backend import CompileBackend, batch_buckets, bucket_for
-from engines.batching import BatchProfile
+from engines.runtimes.backends import BACKENDS, BackendOptions, create_backend
+from engines.runtimes.compile_backend import CompileBackend, batch_buckets, bucket_for
+from engines.runtimes.batching import BatchProfile
 
 
 def tiny_pose_net():

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.codec import decode_heatmaps
+from engines.pose.codec import decode_heatmaps
 from engines.errors import UserError
-from engines.schemas import COCO17, MPII16
+from engines.pose.schemas import COCO17, MPII16
 from trainer.augment import TopDownTransform
 from trainer.datasets.base import JointsDataset
 from trainer.datasets.coco import load_coco_people, load_detections
@@ -129,10 +129,10 @@ POSETRACK = Path(__file__).parents[2] / "shared" / "data" / "posetrack18_sample"
 
 @pytest.mark.skipif(not (POSETRACK / "annotations" / "val").is_dir(), reason="shared posetrack18_sample absent")
 def test_posetrack18_sequences_and_ignore_regions():
-    from engines.schemas import POSETRACK18
+    from engines.pose.schemas import POSETRACK18
     from trainer.config import Config, apply_overrides
     from trainer.datasets.posetrack import load_posetrack_split
-    from engines.coco_eval import coco_keypoint_ap
+    from engines.formats.coco_eval import coco_keypoint_ap
     from trainer.evaluate import to_coco_results
 
     cfg = apply_overrides(Config(), ["DATASET.NAME", "posetrack18", "DATASET.ROOT", str(POSETRACK),

@@ -14,11 +14,11 @@ import pytest
 import torch
 import yaml
 
-from engines.coco_eval import coco_ap
+from engines.formats.coco_eval import coco_ap
 from engines.detectors import box_iou, load_detector
 from engines.detectors.centernet import decode_centernet
 from engines.errors import run_cli
-from engines.weights import ASSETS_DIR
+from engines.models.weights import ASSETS_DIR
 from trainer.detection import DetectionDataset, centernet_loss, load_person_boxes, transform_boxes
 from trainer.train_cli import main
 
@@ -125,7 +125,7 @@ def test_detector_benchmark_prints_a_row_per_detector(tmp_path, synth_data):
     run = subprocess.run([sys.executable, "-m", "engines", "bench", "--detector", "hog", "--image", str(image),
                           "--repeats", "2", "--warmup", "0", "--json"], cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    [row] = json.loads(run.stdout)
+    [row] = json.loads(run.stdout)["rows"]
     assert row["detector"] == "hog" and row["frame"] == "320x180" and row["median_ms"] > 0
     bad = subprocess.run([sys.executable, "-m", "engines", "bench", "--detector", "hog", "--frame", "wide"],
                          cwd=REPO, capture_output=True, text=True)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from engines.errors import UserError
-from engines.estimator import IMAGENET_MEAN, IMAGENET_STD, PoseEstimator
-from engines.presets import Preset
+from engines.pose.estimator import PoseEstimator
+from engines.pose.normalization import IMAGENET_MEAN, IMAGENET_STD
+from engines.models.presets import Preset
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hrnet_tiny_ref.pt"
 
@@ -112,7 +113,7 @@ def test_crops_are_rgb_and_imagenet_normalised(lite):
     (images,) = backend.calls
     w, h = lite.preset.image_size
     assert images.shape == (1, 3, h, w) and images.dtype == np.float32
-    expected = (np.array([200, 120, 30], np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD
+    expected = (np.array([200, 120, 30], np.float32) / 255 - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
     np.testing.assert_allclose(images[0, :, h // 2, w // 2], expected, atol=1e-5)
 
 

@@ -1,4 +1,4 @@
-"""tracker.evaluate: hand-worked poseval cases, GT against itself, CLI errors."""
+"""tracker.evaluate: hand-worked poseval cases, absent joints, GT against itself, CLI errors."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engines.errors import UserError
-from engines.posetrack import PoseTrackFrame, PoseTrackSequence, make_image_id, write_posetrack18
+from engines.formats.posetrack import PoseTrackFrame, PoseTrackSequence, make_image_id, write_posetrack18
 from tracker.evaluate import evaluate_folders, evaluate_sequences
 from tracker.evaluate.cli import main as eval_main
 from tracker.evaluate.frames import points_in_polygon
@@ -72,6 +72,7 @@ def test_ap_hand_worked():
 def test_average_precision_matches_hand_values():
     assert average_precision(np.array([0.9, 0.8, 0.7]), np.array([1, 0, 1]), 2) == pytest.approx(100 * (0.5 + 0.5 * 2 / 3))
     assert average_precision(np.zeros(0), np.zeros(0), 3) == 0.0
+    assert average_precision(np.zeros(0), np.zeros(0), 0) == 0.0  # poseval: no predictions -> 0, GT or not
     assert np.isnan(average_precision(np.array([0.5]), np.array([0]), 0))
 
 
@@ -159,7 +160,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
 
 
 def test_2017_and_2018_files_evaluate_alike(tmp_path):
-    from engines.posetrack import write_posetrack17
+    from engines.formats.posetrack import write_posetrack17
 
     a, b = person(0, 0), person(1000, 0)
     gt = seq([frame(i, [a, b], [1, 2], gt=True) for i in range(3)])
@@ -175,3 +176,81 @@ def test_2017_and_2018_files_evaluate_alike(tmp_path):
     # both people swap ids in frame 1: two switches per joint, except the right ankle, where B's
     # frame-0 ankle was too far off to match, so B had no earlier id to switch from
     assert results[0].counts.switches.tolist() == [1] + [2] * 14
+
+
+# PoseTrack18 keypoint order, as the files list it
+PT18_NAMES = ["nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+              "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+              "right_knee", "left_ankle", "right_ankle"]
+
+
+def posetrack18_file(path, people_per_frame, gt):
+    """Write a PoseTrack 2018 file by hand: people_per_frame[i] = [(track_id, {joint name: (x, y)}), ...]."""
+    images, annotations = [], []
+    for i, people in enumerate(people_per_frame):
+        image_id = 10_000_010_000 + i
+        images.append({"id": image_id, "file_name": f"images/val/000001_seq/{i:06d}.jpg", "is_labeled": True,
+                       "vid_id": "000001", "nframes": len(people_per_frame)})
+        for track_id, joints in people:
+            keypoints = []
+            for name in PT18_NAMES:
+                keypoints += [*joints[name], 1] if name in joints else [0, 0, 0]
+            ann = {"image_id": image_id, "track_id": track_id, "keypoints": keypoints}
+            if gt:
+                ann["bbox_head"] = [100, 100, 30, 40]
+            else:
+                ann["scores"] = [0.9 if name in joints else 0 for name in PT18_NAMES]
+            annotations.append(ann)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "person", "keypoints": PT18_NAMES}]}))
+
+
+def test_joint_absent_from_gt_and_predictions_counts_as_ap_0_like_poseval(tmp_path, capsys):
+    # One person in 2 frames, predicted exactly. head_top is in neither file; nose is predicted but not
+    # annotated; the ears are never evaluated. What poseval's computeMetrics gives for that:
+    # - AP: head_top 0 (AP starts at 0 and is only computed for joints with predictions), nose NaN
+    #   (recall 0/0), the 13 others 100; Total = mean of the non-NaN = 1300/14; Head = mean(0, 100, NaN) = NaN.
+    # - MOT (first frame only, the last is left out): head_top and nose have no objects -> MOTA and
+    #   recall NaN, left out of the Total (100); no matches -> MOTP 0, kept in the Total: 1300/15;
+    #   precision: head_top 0/0 NaN, nose 0/1 = 0: Total 1300/14.
+    # - HOTA (PoseTrack21): TP 13 x 2, FP 2 (nose) -> DetA 26/28; AssA = mean over the 15 joints of
+    #   (1 x 13 + 0 x 2) = 13/15; HOTA = sqrt(26/28 x 13/15).
+    joints = {name: (100.0 + 5 * k, 100.0 + 10 * k) for k, name in enumerate(PT18_NAMES) if name not in
+              ("head_top", "left_ear", "right_ear")}
+    gt_joints = {k: v for k, v in joints.items() if k != "nose"}
+    posetrack18_file(tmp_path / "gt" / "000001_seq.json", [[(1, gt_joints)]] * 2, gt=True)
+    posetrack18_file(tmp_path / "pr" / "000001_seq.json", [[(5, joints)]] * 2, gt=False)
+    assert eval_main(["--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pr"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    per_joint = out["per_joint"]
+    assert per_joint["head_top"]["AP"] == 0 and np.isnan(per_joint["nose"]["AP"])
+    assert all(v["AP"] == 100 for k, v in per_joint.items() if k not in ("head_top", "nose"))
+    assert out["mAP"]["Total"] == pytest.approx(1300 / 14)
+    assert np.isnan(out["mAP"]["Head"]) and out["mAP"]["Shou"] == 100
+    assert np.isnan(per_joint["head_top"]["MOTA"]) and np.isnan(per_joint["nose"]["MOTA"])
+    assert out["MOTA"]["Total"] == 100
+    assert out["MOTP"]["Total"] == pytest.approx(1300 / 15)
+    assert out["precision"]["Total"] == pytest.approx(1300 / 14) and out["recall"]["Total"] == 100
+    assert out["DetA"]["Total"] == pytest.approx(100 * 26 / 28)
+    assert out["AssA"]["Total"] == pytest.approx(100 * 13 / 15)
+    assert out["HOTA"]["Total"] == pytest.approx(100 * np.sqrt(26 / 28 * 13 / 15))
+
+
+@pytest.mark.parametrize("content", ["utf-16", "random"])
+def test_non_utf8_prediction_file_is_a_one_line_error(tmp_path, content):
+    gt_dir, pr_dir = tmp_path / "gt", tmp_path / "pr"
+    a = person(0, 0)
+    write_posetrack18(gt_dir / "000001_seq.json", seq([frame(0, [a], [1], gt=True)]))
+    write_posetrack18(pr_dir / "000001_seq.json", seq([frame(0, [a], [1])]))
+    pred = pr_dir / "000001_seq.json"
+    if content == "utf-16":
+        pred.write_bytes(pred.read_text(encoding="utf-8").encode("utf-16"))
+    else:
+        pred.write_bytes(np.random.default_rng(0).bytes(4096))
+    proc = subprocess.run([sys.executable, "-m", "tracker", "eval", "--gt", str(gt_dir), "--pred", str(pr_dir)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "000001_seq.json: not UTF-8 text" in lines[0], proc.stderr
+    assert ("looks like UTF-16" in lines[0]) == (content == "utf-16")

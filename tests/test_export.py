@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from engines.errors import run_cli
-from engines.export import INPUT_NAME, OUTPUT_NAME, main
-from engines.hrnet import build_model
-from engines.presets import get_preset
+from engines.runtimes.export import INPUT_NAME, OUTPUT_NAME, main
+from engines.models.presets import build_network
+from engines.models.presets import get_preset
 
 PRESET = "lite_w16_160x128"
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def exported(tmp_path_factory):
     real export of this file: it takes seconds)."""
     folder = tmp_path_factory.mktemp("export")
     torch.manual_seed(3)
-    model = build_model(PRESET).eval()
+    model = build_network(PRESET).eval()
     weights = folder / "lite.pth"
     torch.save({"state_dict": model.state_dict(), "epoch": 1}, weights)
     out = folder / "lite.onnx"
@@ -61,8 +61,8 @@ def test_onnxruntime_matches_torch(exported, batch):
 
 
 def test_estimator_on_onnxruntime_matches_torch_and_caches_its_export(exported, tmp_path, monkeypatch):
-    import engines.export
-    from engines.estimator import PoseEstimator
+    import engines.runtimes.export
+    from engines.pose.estimator import PoseEstimator
 
     _, onnx_file, weights = exported
     exports = []
@@ -73,8 +73,8 @@ def test_estimator_on_onnxruntime_matches_torch_and_caches_its_export(exported, 
         shutil.copyfile(onnx_file, path)
         return Path(path)
 
-    monkeypatch.setattr(engines.export, "export_onnx", export_by_copy)
-    monkeypatch.setenv("HRNET_POSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(engines.runtimes.export, "export_onnx", export_by_copy)
+    monkeypatch.setenv("HRNET_TRACKER_CACHE", str(tmp_path))
     by_ort = PoseEstimator(PRESET, weights=weights, backend="onnxruntime")
     PoseEstimator(PRESET, weights=weights, backend="onnxruntime")  # same weights: cache hit
     PoseEstimator(PRESET, weights={k: v + 0.01 if v.is_floating_point() else v
@@ -118,26 +118,27 @@ def test_cli_bad_preset_or_missing_weights(tmp_path, capsys, args, message):
 
 
 def test_bench_reports_each_backend_preset_and_batch(capsys):
-    from engines.bench import main as bench_main
+    from engines.tools.bench import main as bench_main
 
     argv = ["--backend", "torch", "--preset", "lite_w16_160x128", "--batch", "1,2",
             "--repeats", "2", "--warmup", "0", "--json"]
     assert bench_main(argv) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert [(r["preset"], r["backend"], r["batch"]) for r in rows] == [
         ("lite_w16_160x128", "torch", 1), ("lite_w16_160x128", "torch", 2)]
     for row in rows:
         assert row["crops_per_s"] > 0 and 0.1 < row["gmac_per_crop"] < 0.5
-        assert row["crops_per_s"] == pytest.approx(row["batch"] * 1000 / row["median_ms"], rel=0.05)
+        # crops_per_s is rounded to 0.1: under heavy load a batch can take seconds
+        assert row["crops_per_s"] == pytest.approx(row["batch"] * 1000 / row["median_ms"], rel=0.05, abs=0.06)
 
 
 def test_bench_people_times_the_whole_estimate_per_frame(capsys):
-    from engines.bench import main as bench_main, people_boxes
+    from engines.tools.bench import main as bench_main, people_boxes
 
     argv = ["--backend", "onnxruntime", "--people", "1,6", "--frame", "320x240", "--repeats", "2",
             "--warmup", "0", "--json"]
     assert bench_main(argv) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert [(r["people"], r["frame"], r["on_device"]) for r in rows] == [(1, "320x240", False), (6, "320x240", False)]
     assert rows[1]["ms_per_person"] == pytest.approx(rows[1]["median_ms"] / 6, abs=0.01)
     boxes = people_boxes(np.zeros((240, 320, 3), np.uint8), 6)

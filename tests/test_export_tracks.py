@@ -1,4 +1,4 @@
-"""tracker.export: head-point rule, every writer's file, interrupt-safety, export -> evaluate round trip."""
+"""tracker.export: head-point rule, every writer's file, crash-safety (journals), export -> evaluate round trip."""
 
 import csv
 import json
@@ -6,12 +6,15 @@ import json
 import numpy as np
 import pytest
 
-from engines.posetrack import PoseTrackFrame, PoseTrackSequence, load_sequence, make_image_id, write_posetrack18
-from engines.schemas import COCO17, POSETRACK18
+from engines.formats.posetrack import (
+    PoseTrackFrame, PoseTrackSequence, load_sequence, make_image_id, write_posetrack17, write_posetrack18,
+)
+from engines.pose.schemas import COCO17, POSETRACK18
 from tracker.evaluate import evaluate_folders
 from tracker.export import (
     CsvWriter, JsonlWriter, MotWriter, PoseTrack17Writer, PoseTrack18Writer, to_posetrack18_keypoints,
 )
+from tracker.export.journal import finish_journal, journal_path
 from tracker.tracking import PoseTracker
 from tracker.tracking.synthetic import noisy_detections, synthetic_people
 
@@ -77,16 +80,41 @@ def test_every_writer_produces_a_readable_file(tmp_path):
 
 def test_files_are_valid_before_close(tmp_path):
     _, outs = tracked_frames(num_frames=10)
-    pt = PoseTrack18Writer(tmp_path / f"{SEQ}.json", flush_seconds=0.0)
     jl = JsonlWriter(tmp_path / "t.jsonl")
     for f, out in enumerate(outs):
-        pt.write(f, f / 30, out)
         jl.write(f, f / 30, out)
-    # as if the run stopped here (Ctrl+C): both files are complete up to the last frame
-    assert len(load_sequence(tmp_path / f"{SEQ}.json").frames) == 10
+    # as if the run stopped here (crash, SIGKILL): the lines are complete up to the last frame
     assert len([json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]) == 10
-    pt.close()
     jl.close()
+
+
+@pytest.mark.parametrize("writer, write_file", [(PoseTrack18Writer, write_posetrack18),
+                                                (PoseTrack17Writer, write_posetrack17)])
+def test_posetrack_file_equals_the_one_shot_writer_and_survives_a_crash(tmp_path, writer, write_file):
+    _, outs = tracked_frames(num_frames=12)
+    frames = []  # what the writer journals, kept here to write the same sequence in one go
+    with writer(tmp_path / "closed" / f"{SEQ}.json") as w:
+        journal_append = w._journal.append
+        w._journal.append = lambda frame: (frames.append(frame), journal_append(frame))
+        for f, out in enumerate(outs):
+            w.write(f, f / 30, out)
+    closed = tmp_path / "closed" / f"{SEQ}.json"
+    assert not list((tmp_path / "closed").glob(".*"))          # the journal is gone
+    # the streamed file holds exactly what the in-memory writer gives for the same frames
+    write_file(tmp_path / "one_shot.json", PoseTrackSequence(SEQ, "000007", len(frames), frames))
+    assert json.loads(closed.read_text()) == json.loads((tmp_path / "one_shot.json").read_text())
+
+    crashed = writer(tmp_path / "crashed" / f"{SEQ}.json")
+    for f, out in enumerate(outs):
+        crashed.write(f, f / 30, out)
+    # killed before close(), in the middle of appending a 13th frame: no JSON yet, a journal instead
+    journal = journal_path(tmp_path / "crashed" / f"{SEQ}.json")
+    with open(journal, "a") as fh:
+        fh.write('{"file_name": "torn')
+    assert not (tmp_path / "crashed" / f"{SEQ}.json").exists()
+    target, frames = finish_journal(journal)
+    assert (target, frames) == (tmp_path / "crashed" / f"{SEQ}.json", 12) and not journal.exists()
+    assert target.read_text() == closed.read_text()
 
 
 def _ground_truth_sequence(gt: np.ndarray) -> PoseTrackSequence:
@@ -127,3 +155,16 @@ def test_export_then_evaluate_round_trip(tmp_path):
     write_posetrack18(tmp_path / "gt2" / f"{SEQ}.json", pred_as_gt)
     self_check = evaluate_folders(tmp_path / "gt2", tmp_path / "pred").summary()
     assert self_check["mAP"]["Total"] == 100.0 and self_check["MOTA"]["Total"] == 100.0
+
+
+@pytest.mark.parametrize("writer", [PoseTrack18Writer, PoseTrack17Writer])
+def test_lost_frames_keep_every_later_frame_in_its_place(tmp_path, writer):
+    _, outs = tracked_frames(num_frames=8)
+    path = tmp_path / f"{SEQ}.json"
+    with writer(path) as w:
+        for f in (0, 1, 4, 5, 7):                       # frames 2, 3 and 6 could not be decoded
+            w.write(f, f / 30, outs[f])
+    frames = load_sequence(path).frames
+    assert [f.file_name.rsplit("/", 1)[-1] for f in frames] == [f"{i:06d}.jpg" for i in range(8)]
+    assert [len(f.track_ids) for f in frames] == [len(outs[i]) if i not in (2, 3, 6) else 0 for i in range(8)]
+    assert frames[4].track_ids.tolist() == outs[4].ids.tolist()

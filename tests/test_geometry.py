@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.geometry import (affine_points, box_to_center_scale, crop_people, get_affine_transform,
+from engines.pose.geometry import (affine_points, box_to_center_scale, crop_people, get_affine_transform,
                               sanitize_boxes)
 
 GOLDEN = np.load(Path(__file__).parent / "fixtures" / "decode_golden.npz")

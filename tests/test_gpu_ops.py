@@ -1,15 +1,15 @@
-"""engines.gpu_ops against the CPU path: crops vs cv2.warpAffine, normalisation vs the estimator's,
-decode vs engines.codec.decode_heatmaps. Runs on CPU torch; the same checks on CUDA are marked gpu."""
+"""engines.runtimes.gpu_ops against the CPU path: crops vs cv2.warpAffine, normalisation vs the estimator's,
+decode vs engines.pose.codec.decode_heatmaps. Runs on CPU torch; the same checks on CUDA are marked gpu."""
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from engines import gpu_ops
-from engines.codec import decode_heatmaps, fuse_flip
-from engines.estimator import normalize_crops
-from engines.geometry import box_to_center_scale, crop_people
+from engines.runtimes import gpu_ops
+from engines.pose.codec import decode_heatmaps, fuse_flip
+from engines.pose.normalization import normalize_crops
+from engines.pose.geometry import box_to_center_scale, crop_people
 
 IMAGE_SIZE = (192, 256)  # w, h
 HEATMAP_SIZE = (48, 64)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engines.bench import count_macs
+from engines.tools.bench import count_macs
 from engines.errors import UserError
-from engines.hrnet import build_hrnet, build_model
-from engines.presets import PRESETS, Preset, get_preset, official_extra
+from engines.models.hrnet import build_hrnet
+from engines.models.presets import build_network
+from engines.models.presets import PRESETS, Preset, get_preset, official_extra
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -38,7 +39,7 @@ def test_tiny_official_model_loads_strictly_and_matches_its_output(tiny_ref):
 def test_official_presets_have_official_keys_and_shapes(preset, keys_file):
     ref = json.loads((FIXTURES / keys_file).read_text())
     with torch.device("meta"):  # shapes without allocating 250 MB of weights
-        model = build_model(preset)
+        model = build_network(preset)
     ours = [[k, list(v.shape)] for k, v in model.state_dict().items()]
     assert ours == ref["keys"]
     assert sum(p.numel() for p in model.parameters()) == ref["num_params"]
@@ -48,7 +49,7 @@ def test_official_presets_have_official_keys_and_shapes(preset, keys_file):
 
 def test_lite_preset_is_small_and_outputs_heatmap_size():
     preset = get_preset("lite_w16_160x128")
-    model = build_model(preset).eval()
+    model = build_network(preset).eval()
     w, h = preset.image_size
     with torch.no_grad():
         out = model(torch.zeros(2, 3, h, w))
@@ -107,7 +108,7 @@ def test_preset_rejects_sizes_the_network_cannot_take():
 
 
 def test_every_preset_names_a_known_schema_with_matching_joints():
-    from engines.schemas import get_schema
+    from engines.pose.schemas import get_schema
 
     for preset in PRESETS.values():
         assert get_schema(preset.schema).num_joints == preset.num_joints

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.oks import oks_iou, oks_matrix, oks_nms, soft_oks_nms
-from engines.schemas import COCO17
+from engines.pose.oks import oks_iou, oks_matrix, oks_nms, soft_oks_nms
+from engines.pose.schemas import COCO17
 
 GOLDEN = np.load(Path(__file__).parent / "fixtures" / "decode_golden.npz")
 
@@ -64,3 +64,18 @@ def test_oks_matrix_with_no_shared_confident_joint_is_zero_and_empty_inputs():
     b = np.ones((2, 17, 3), np.float32)
     assert (oks_matrix(a, b, np.array([100.0]), COCO17.sigmas_array, score_thresh=0.3) == 0).all()
     assert oks_matrix(np.zeros((0, 17, 3)), b, np.zeros(0), COCO17.sigmas_array).shape == (0, 2)
+
+
+def test_oks_matrix_leaves_out_non_finite_joints_like_unscored_ones():
+    rng = np.random.default_rng(6)
+    a = rng.uniform(0, 400, (3, 17, 3))
+    b = a[[2, 0]] + rng.normal(0, 8, (2, 17, 3))
+    a[..., 2], b[..., 2] = 1.0, 1.0
+    areas = rng.uniform(2000, 40000, 3)
+    with_nan, unscored = b.copy(), b.copy()
+    with_nan[0, 4, 0] = np.nan
+    unscored[0, 4, 2] = 0.0
+    got = oks_matrix(a, with_nan, areas, COCO17.sigmas_array, score_thresh=0.5)
+    assert np.isfinite(got).all()
+    assert np.array_equal(got, oks_matrix(a, unscored, areas, COCO17.sigmas_array, score_thresh=0.5))
+    assert got[2, 0] > 0.5 and got[0, 1] > 0.5

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from engines.errors import UserError
-from engines.estimator import PoseEstimator
-from engines.parity import compare, estimate_all, load_people
-from engines.weights import bundled_weights
+from engines.pose.estimator import PoseEstimator
+from engines.tools.parity import compare, estimate_all, load_people
+from engines.models.weights import bundled_weights
 
 PRESET = "lite_w16_160x128"
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from engines import parity
-from engines.backends import BACKENDS, TorchBackend, register_backend
+from engines.tools import parity
+from engines.runtimes.backends import BACKENDS, TorchBackend, register_backend
 
 ROOT = Path(__file__).parents[1]
 
@@ -23,13 +23,13 @@ def annotations(make_synth_images):
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "engines", "parity", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True)
 
 
-def test_onnxruntime_and_compile_agree_with_torch(annotations):
-    done = run_cli("--data", annotations, "--backend", "onnxruntime,compile", "--json")
-    assert done.returncode == 0, done.stderr
-    reference, *rows = json.loads(done.stdout)
+@pytest.mark.slow
+def test_onnxruntime_and_compile_agree_with_torch(annotations, capsys):
+    assert parity.main(["--data", str(annotations), "--backend", "onnxruntime,compile", "--json"]) == 0
+    reference, *rows = json.loads(capsys.readouterr().out)
     assert reference["backend"] == "torch" and reference["AP"] > 20  # bundled weights find people
     assert [row["backend"] for row in rows] == ["onnxruntime", "compile"]
     for row in rows:

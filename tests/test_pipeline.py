@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engines.detectors.hog import HogDetector
-from engines.estimator import PoseEstimator
+from engines.pose.estimator import PoseEstimator
 from tracker.export import JsonlWriter, PoseTrack18Writer
 from tracker.pipeline import Pipeline, Stream, VideoSink, new_tracker, propagate_boxes
 from tracker.render import Renderer

@@ -1,4 +1,4 @@
-"""engines.posetrack: the real PoseTrack18 sample loads; both forms round-trip; bad files are named."""
+"""engines.formats.posetrack: the real PoseTrack18 sample loads; both forms round-trip; bad files are named."""
 
 import json
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engines.errors import UserError
-from engines.posetrack import (
+from engines.formats.posetrack import (
     PoseTrackFrame, PoseTrackSequence, joints_present, load_sequence, load_sequence_dir, make_image_id,
     write_posetrack17, write_posetrack18,
 )

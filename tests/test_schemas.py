@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.schemas import COCO17, MPII16, POSETRACK18, SCHEMAS, get_schema
+from engines.pose.schemas import COCO17, MPII16, POSETRACK18, SCHEMAS, get_schema
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

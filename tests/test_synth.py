@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from engines.errors import UserError
-from engines.schemas import COCO17, POSETRACK18
+from engines.pose.schemas import COCO17, POSETRACK18
 from trainer.synth import cli, scene
 from trainer.synth.figure import JOINT_PARTS, LABEL_STRIDE, NUM_GT, place, render_people, sample_looks, visibility
 from trainer.synth.motion import MOTION_ID, motion_angles
@@ -129,7 +129,7 @@ def test_images_round_trip_through_pycocotools_and_are_deterministic(tmp_path):
 def test_videos_write_mp4_frames_and_posetrack_files_that_load(tmp_path):
     from pycocotools.coco import COCO
 
-    from engines.posetrack import load_sequence
+    from engines.formats.posetrack import load_sequence
 
     out = tmp_path / "v"
     assert cli.main(["videos", "--count", "1", "--frames", "12", "--seed", "3", "--size", "320x192",
@@ -180,7 +180,7 @@ def test_track_ids_follow_each_person_without_swaps():
 def test_shared_posetrack18_sample_loads_through_the_same_loader():
     if not SAMPLE.is_dir():
         pytest.skip(f"{SAMPLE} not present")
-    from engines.posetrack import load_sequence
+    from engines.formats.posetrack import load_sequence
 
     for path in sorted(SAMPLE.glob("*.json")):
         seq = load_sequence(path)
@@ -243,7 +243,7 @@ def test_interrupted_runs_leave_no_half_written_files(tmp_path, monkeypatch):
 
 
 def test_demo_clip_is_small_busy_and_regenerates_identically(tmp_path):
-    from engines.posetrack import load_sequence
+    from engines.formats.posetrack import load_sequence
 
     assets = REPO / "tracker" / "assets"
     shipped = [assets / "demo.mp4", assets / "demo_gt" / "demo.json"]

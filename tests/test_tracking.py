@@ -6,9 +6,10 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
 from engines.errors import UserError
-from engines.schemas import COCO17
-from tracker.tracking import LOST, PoseTracker, TrackerConfig
+from engines.pose.schemas import COCO17
+from tracker.tracking import LOST, REMOVED, TENTATIVE, TRACKED, PoseTracker, TrackerConfig
 from tracker.tracking.kalman import ConstantVelocityBank
+from tracker.tracking.lifecycle import next_states
 from tracker.tracking.synthetic import COCO_TEMPLATE, boxes_from_keypoints, noisy_detections, synthetic_people
 
 
@@ -194,3 +195,86 @@ def test_trackers_are_independent_per_source():
         out_a = a.update(*detections([pose_at(100 + f, 100)]))
         out_b = b.update(*detections([pose_at(500, 100), pose_at(900, 100)]))
     assert out_a.ids.tolist() == [1] and sorted(out_b.ids.tolist()) == [1, 2]
+
+
+@pytest.mark.parametrize("state, hit, hits, misses, expected", [
+    (TENTATIVE, True, 2, 0, TENTATIVE),   # not yet min_hits (3) in a row
+    (TENTATIVE, True, 3, 0, TRACKED),     # confirmed
+    (TENTATIVE, False, 2, 1, REMOVED),    # a candidate may not miss
+    (TRACKED, True, 9, 0, TRACKED),
+    (TRACKED, False, 9, 1, LOST),
+    (LOST, False, 9, 5, LOST),            # within lost_buffer (5)
+    (LOST, False, 9, 6, REMOVED),         # given up
+    (LOST, True, 10, 0, TRACKED),         # recovered
+])
+def test_every_lifecycle_transition(state, hit, hits, misses, expected):
+    new = next_states(np.array([state], np.int8), np.array([hit]), np.array([hits]), np.array([misses]),
+                      min_hits=3, lost_buffer=5)
+    assert new.tolist() == [expected]
+
+
+def test_lifecycle_through_the_tracker_ids_are_never_reused():
+    """Tentative for min_hits frames, tracked, lost while hidden, recovered under the same id,
+    removed after lost_buffer misses; a return after that is a new person with a new id."""
+    tracker = PoseTracker(TrackerConfig(lost_buffer=4, output_coast_frames=4))
+    seen = []   # (frame, ids, states) reported
+    for f in range(25):
+        visible = f < 6 or 8 <= f < 10 or f >= 16   # hidden 6-7 (recovered) and 10-15 (removed)
+        det = detections([pose_at(300 + 2 * f, 300)]) if visible else (np.zeros((0, 5)), np.zeros((0, 17, 3)))
+        out = tracker.update(*det, timestamp=f / 30)
+        seen.append((out.ids.tolist(), out.states.tolist()))
+        if f == 1:
+            assert tracker.num_live_tracks == 1 and tracker.tracks.state.tolist() == [TENTATIVE]
+        if f in (13, 14):   # the 5th miss (frame 14) exceeds lost_buffer: the track is gone
+            assert tracker.num_live_tracks == (1 if f == 13 else 0)
+    assert seen[0] == seen[1] == ([], [])                         # tentative: not reported
+    assert seen[2] == ([1], [TRACKED])                            # confirmed at the third hit
+    assert seen[6] == seen[7] == ([1], [LOST])                    # coasting while hidden
+    assert seen[8] == ([1], [TRACKED])                            # recovered
+    assert seen[13] == ([1], [LOST]) and seen[14] == ([], [])     # the 5th miss > lost_buffer: removed
+    assert seen[16] == seen[17] == ([], []) and seen[18] == ([2], [TRACKED])   # a new track, a new id
+
+
+def test_a_tentative_track_that_misses_a_frame_is_dropped():
+    tracker = PoseTracker()
+    for f, visible in enumerate([True, True, False, True, True, True]):
+        det = detections([pose_at(300, 300)]) if visible else (np.zeros((0, 5)), np.zeros((0, 17, 3)))
+        out = tracker.update(*det, timestamp=f / 30)
+        assert tracker.num_live_tracks == int(visible)
+    assert out.ids.tolist() == [1]   # confirmed three hits after it started again
+
+
+def test_track_table_rows_stay_aligned_through_births_and_removals():
+    rng = np.random.default_rng(4)
+    tracker = PoseTracker(TrackerConfig(lost_buffer=2, min_hits=2))
+    for f in range(30):
+        n = int(rng.integers(0, 6))
+        det = detections([pose_at(*rng.uniform([100, 100], [1100, 600])) for _ in range(n)]) if n \
+            else (np.zeros((0, 5)), np.zeros((0, 17, 3)))
+        tracker.update(*det, timestamp=f / 30)
+        t = tracker.tracks
+        lengths = {len(t.ids), len(t.state), len(t.hits), len(t.since_update), len(t.score), len(t.joint_score),
+                   len(t.raw), len(t.filters), len(t.filters.p11)}
+        assert lengths == {len(t)}
+        assert REMOVED not in t.state.tolist()
+        assert (t.ids[t.state != TENTATIVE] > 0).all() and (t.ids[t.state == TENTATIVE] == -1).all()
+
+
+def test_predicted_people_follow_motion_and_include_tentative_tracks():
+    tracker = PoseTracker()
+    assert tracker.predicted_people(0.0)[0].shape == (0, 5)
+    for f in range(6):   # walks 9 px per frame to the right
+        tracker.update(*detections([pose_at(100 + 9 * f, 300)]), timestamp=f / 30)
+        if f == 0:       # a tentative track is followed too
+            boxes, kpts = tracker.predicted_people(1 / 30)
+            assert len(boxes) == 1 and tracker.tracks.state.tolist() == [TENTATIVE]
+    before = tracker.tracks.filters.pos.copy()
+    boxes, kpts = tracker.predicted_people(6 / 30)
+    true_boxes, true_kpts = detections([pose_at(100 + 9 * 6, 300)])
+    assert np.abs(kpts[0, :, :2] - true_kpts[0, :, :2]).max() < 2.0        # where the person will be
+    assert np.abs(boxes[0, :4] - true_boxes[0, :4]).max() < 2.0
+    assert np.abs(kpts[0, :, :2] - true_kpts[0, :, :2] + [9, 0]).max() > 6  # not where it was
+    np.testing.assert_allclose(kpts[0, :, 2], 0.9) and np.testing.assert_allclose(boxes[0, 4], 0.9)
+    assert np.array_equal(tracker.tracks.filters.pos, before)               # nothing changed
+    tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), timestamp=6 / 30)
+    assert len(tracker.predicted_people(7 / 30)[0]) == 0                    # lost: nothing to follow

@@ -13,6 +13,9 @@ def test_track_stage_reports_medians(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["people"] for r in rows] == [2, 6]
     assert all(r["frames"] == 25 and 0 < r["median_ms"] <= r["p90_ms"] for r in rows)
+    # the reference workload is timed once per run and every median is given as a multiple of it
+    assert len({r["reference_ms"] for r in rows}) == 1 and rows[0]["reference_ms"] > 0
+    assert all(r["x_ref"] == pytest.approx(r["median_ms"] / r["reference_ms"], abs=1e-4) for r in rows)
 
 
 def test_bad_arguments_are_user_errors():

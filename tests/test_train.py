@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from engines.errors import run_cli
-from engines.hrnet import build_model
-from engines.weights import load_weights
+from engines.models.presets import build_network
+from engines.models.weights import load_weights
 from trainer.train_cli import main
 
 REPO = Path(__file__).parents[1]
@@ -69,7 +69,7 @@ def test_training_lowers_the_loss_and_writes_a_run(uninterrupted):
         assert (run / name).stat().st_size > 0, name
     assert any((run / "tb").iterdir())
     assert len((run / "metrics.csv").read_text().splitlines()) == 4
-    load_weights(build_model("lite_w16_160x128"), run / "final_state.pth")  # engines reads it
+    load_weights(build_network("lite_w16_160x128"), run / "final_state.pth")  # engines reads it
     assert yaml.safe_load((run / "config.yaml").read_text())["TRAIN"]["END_EPOCH"] == 3
 
 
@@ -87,10 +87,10 @@ def test_final_state_loads_in_engines_and_exports_to_onnx(tmp_path, synth_data):
     cfg = write_cfg(tmp_path, synth_data, TRAIN={"END_EPOCH": 1})
     assert train("--cfg", str(cfg)) == 0
     run = tmp_path / "runs" / "synthetic" / "tiny" / "run1"
-    from engines.export import export_onnx
+    from engines.runtimes.export import export_onnx
     import onnxruntime as ort
 
-    model = load_weights(build_model("lite_w16_160x128"), run / "final_state.pth").eval()
+    model = load_weights(build_network("lite_w16_160x128"), run / "final_state.pth").eval()
     x = torch.randn(2, 3, 64, 64)
     onnx_path = export_onnx(model, (64, 64), tmp_path / "tiny.onnx")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -146,8 +146,8 @@ def test_torchrun_two_processes_on_cpu(tmp_path, synth_data):
     assert ckpt["epoch"] == 2 and not any(k.startswith("module.") for k in ckpt["state_dict"])
     assert set(ckpt) == {"epoch", "state_dict", "optimizer", "scheduler", "scaler", "best_perf",
                          "best_epoch", "best_metric", "history", "config"}
-    assert ckpt["state_dict"].keys() == build_model("lite_w16_160x128").state_dict().keys()
-    load_weights(build_model("lite_w16_160x128"), run / "final_state.pth")
+    assert ckpt["state_dict"].keys() == build_network("lite_w16_160x128").state_dict().keys()
+    load_weights(build_network("lite_w16_160x128"), run / "final_state.pth")
 
 
 def test_bad_input_from_the_command_line_is_one_line_and_exit_2(tmp_path, synth_data):

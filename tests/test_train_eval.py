@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from engines.schemas import COCO17
+from engines.pose.schemas import COCO17
 from trainer.datasets.coco import load_coco_people
-from engines.coco_eval import coco_keypoint_ap
+from engines.formats.coco_eval import coco_keypoint_ap
 from trainer.evaluate import to_coco_results
 
 COCO = Path(__file__).parents[2] / "shared" / "data" / "coco_sample"

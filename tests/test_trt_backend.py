@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from engines import trt_backend
-from engines.backends import BACKENDS, BackendOptions, create_backend, weights_digest
-from engines.batching import BatchProfile
+from engines.runtimes import trt_backend
+from engines.runtimes.backends import BACKENDS, BackendOptions, create_backend, weights_digest
+from engines.runtimes.batching import BatchProfile
 from engines.errors import UserError
-from engines.trt_backend import EngineCache, EngineCacheWarning
+from engines.runtimes.trt_backend import EngineCache, EngineCacheWarning
 
 HAVE_TENSORRT = all(importlib.util.find_spec(m) for m in ("tensorrt", "torch_tensorrt"))
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from engines.errors import UserError
-from engines.hrnet import build_hrnet
-from engines.weights import (WeightsError, bundled_weights, load_state_dict_file, load_weights,
+from engines.models.hrnet import build_hrnet
+from engines.models.weights import (WeightsError, bundled_weights, load_state_dict_file, load_weights,
                              normalize_state_dict)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hrnet_tiny_ref.pt"

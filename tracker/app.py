@@ -11,14 +11,19 @@ import os
 import sys
 from pathlib import Path
 
-from engines.errors import UserError
+from engines.errors import UserError, WriteError
 
-__all__ = ["main", "build_parser", "add_runtime_options", "load_pose", "open_sources", "open_streams", "EXPORTS",
-           "DEFAULT_POSE", "DEFAULT_DET"]
+__all__ = ["main", "build_parser", "add_runtime_options", "add_tracker_option", "pose_from_args",
+           "default_models", "open_sources", "open_streams", "EXPORTS", "DEFAULT_POSE", "DEFAULT_DET",
+           "REAL_WORLD_MODELS"]
 
+# the bundled models (trained here on synthetic people, no download): the demo clip's defaults
 DEFAULT_POSE = "lite_w16_160x128"
 DEFAULT_DET = "centernet"
-# engines.backends.backend_names(), spelled out so that --help does not import torch
+# real footage, per device: (detector, pose), fetched and verified on first use. On the CPU the
+# cheapest real-world pair (YOLOX-Nano is ~3.5x faster than YOLOX-Tiny here; README "Models")
+REAL_WORLD_MODELS = {"cpu": ("yolox-nano", "litehrnet30-coco"), "cuda": ("yolox-s", "hrnet-w32-coco")}
+# engines.runtimes.backends.backend_names(), spelled out so that --help does not import torch
 BACKEND_CHOICES = ["torch", "onnxruntime", "compile", "tensorrt", "tensorrt-onnx"]
 # format -> (file suffix, writer class in tracker.export)
 EXPORTS = {
@@ -30,8 +35,19 @@ EXPORTS = {
 }
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of 1 or more."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Real-time multi-person pose tracking (HRNet).")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Real-time multi-person pose tracking (HRNet).",
+        epilog="other verbs: python -m tracker eval (score PoseTrack results), bench (time the stages), "
+               "batch (a folder of videos); each takes --help")
     p.add_argument("--source", action="append", default=None,
                    help="webcam, webcam:N, N, video file, image folder or glob, rtsp/http URL, or demo "
                         "(default); repeat for several sources, each tracked on its own")
@@ -42,18 +58,54 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
     p.add_argument("--export", action="append", choices=sorted(EXPORTS), default=None,
                    help="track files to write (repeatable; default: posetrack)")
     p.add_argument("--jsonl", metavar="PATH", help="also stream one JSON line per frame to PATH ('-' = stdout)")
-    p.add_argument("--pose", default=DEFAULT_POSE,
-                   help=f"pose model: bundled preset name, registry name or checkpoint path (default {DEFAULT_POSE})")
-    p.add_argument("--preset", help="preset of a --pose checkpoint file (default: the registry's, else "
-                                    f"{DEFAULT_POSE})")
-    p.add_argument("--det", default=DEFAULT_DET,
-                   help="person detector: centernet (bundled), hog, centernet:CHECKPOINT, registry name "
-                        f"(yolox-nano...) or ONNX path (default {DEFAULT_DET})")
-    p.add_argument("--det-interval", type=int, default=1,
-                   help="run the detector every N frames; boxes follow the tracked keypoints in between")
+    add_model_options(p)
+    p.add_argument("--det-interval", type=positive_int, default=1,
+                   help="run the detector every N frames; in between, each person's box is fitted around "
+                        "the keypoints where the tracker predicts them (tentative tracks included)")
+    add_tracker_option(p)
     add_runtime_options(p)
     p.add_argument("--out", default="runs/track", help="parent of the numbered run folders (default runs/track)")
     return p
+
+
+def tracker_settings(path: str):
+    """argparse type: the TrackerConfig of a YAML file; a wrong file or setting is a UserError."""
+    from tracker.tracking.config import load_tracker_config
+
+    return load_tracker_config(path)
+
+
+def add_tracker_option(p: argparse.ArgumentParser) -> None:
+    """--tracker FILE.yaml, read into args.tracker_config (None: the defaults)."""
+    p.add_argument("--tracker", metavar="FILE.yaml", dest="tracker_config", type=tracker_settings,
+                   help="tracker settings, any keys of tracker/tracking/default_tracker.yaml (the defaults; "
+                        "copy it and change what you need)")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--pose, --preset, --det, --bundled (default_models reads them)."""
+    cpu, cuda = REAL_WORLD_MODELS["cpu"], REAL_WORLD_MODELS["cuda"]
+    p.add_argument("--pose", help="pose model: catalogue name (python -m engines fetch --list) or checkpoint "
+                                  f"file (default: {DEFAULT_POSE} for the demo clip, else {cpu[1]} on cpu, "
+                                  f"{cuda[1]} on cuda, fetched on first use)")
+    p.add_argument("--preset", help="architecture of a --pose checkpoint file (default: the preset its "
+                                    "weights fit)")
+    p.add_argument("--det", help="person detector: catalogue name, centernet:CHECKPOINT, yolox:FILE, yolo:FILE "
+                                 f"or ONNX file (default: {DEFAULT_DET} for the demo clip, else {cpu[0]} on "
+                                 f"cpu, {cuda[0]} on cuda)")
+    p.add_argument("--bundled", action="store_true",
+                   help=f"use the bundled offline models ({DEFAULT_DET} + {DEFAULT_POSE}, trained on synthetic "
+                        "people only) for any source")
+
+
+def default_models(args: argparse.Namespace, sources: list[str], device: str) -> tuple[str, str]:
+    """(detector, pose) names: --det/--pose when given; else the bundled models for the demo clip
+    (or with --bundled) and the real-world ones of the device for anything else."""
+    if args.bundled or all(spec == "demo" for spec in sources):
+        det, pose = DEFAULT_DET, DEFAULT_POSE
+    else:
+        det, pose = REAL_WORLD_MODELS["cpu" if device == "cpu" else "cuda"]
+    return args.det or det, args.pose or pose
 
 
 def add_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -70,31 +122,38 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "0.4 ms a frame) or the official standard one")
 
 
-def load_pose(name: str, preset: str | None, args: argparse.Namespace, device: str | None = None):
-    """A PoseEstimator for a bundled preset name, a registry name or a checkpoint path, run as
-    add_runtime_options' flags in `args` say (`device` overrides --device); without a backend,
-    the fastest one measured for the device (ONNX Runtime is ~2.5x torch on CPU)."""
+def pose_from_args(name: str, preset: str | None, args: argparse.Namespace, device: str | None = None):
+    """engines' load_pose for a catalogue name or checkpoint path, run as add_runtime_options'
+    flags in `args` say (`device` overrides --device)."""
+    from engines.pose.loading import load_pose
+
     device = device or args.device
     if args.half and device == "cpu":
         raise UserError("--half is for --device cuda: on the CPU FP16 runs several times slower than FP32")
-    backend = args.backend or ("onnxruntime" if device == "cpu" else "torch")
-    options = {"backend": backend, "device": device, "half": args.half, "decode": args.decode}
+    options = {"backend": args.backend, "device": device, "half": args.half, "decode": args.decode}
     if args.batch_profile:
-        from engines.batching import BatchProfile
+        from engines.runtimes.batching import BatchProfile
 
         profile = BatchProfile.parse(args.batch_profile)
         options["batch_profile"] = (profile.min, profile.opt, profile.max)
-    from engines.estimator import PoseEstimator
-    from engines.presets import PRESETS
-    from engines.registry import REGISTRY, resolve
-    from engines.weights import bundled_weights
+    return load_pose(name, preset, **options)
 
-    if name in PRESETS:
-        return PoseEstimator(name, bundled_weights(name), **options)
-    path = resolve(name, "pose")
-    entry = REGISTRY.get(name)
-    chosen = preset or (entry.preset if entry is not None else None) or DEFAULT_POSE
-    return PoseEstimator(chosen, path, **options)
+
+def load_models(args: argparse.Namespace, sources: list[str], device: str | None = None):
+    """(detector, pose estimator) as default_models chooses; a model that cannot be fetched
+    says how to run offline."""
+    from engines.detectors import load_detector
+    from engines.hub.download import DownloadError
+
+    device = device or args.device
+    det, pose = default_models(args, sources, device)
+    try:
+        estimator = pose_from_args(pose, args.preset, args, device)
+        detector = load_detector(det, device=device)
+    except DownloadError as exc:
+        raise UserError(f"{exc}; or run the bundled offline models with --bundled") from None
+    print(f"models: {det} (detector) + {pose} (pose) on {device}", file=sys.stderr)
+    return detector, estimator
 
 
 def _unique_names(sources) -> list[str]:
@@ -134,7 +193,7 @@ def open_streams(args, sources: list, schema: str, run_dir: Path, jsonl_path: st
         if jsonl_path is not None:
             writers.append(export.JsonlWriter(jsonl_path, schema=schema))
         streams.append(Stream(
-            source=source, tracker=new_tracker(schema, source.fps), writers=writers,
+            source=source, tracker=new_tracker(schema, source.fps, args.tracker_config), writers=writers,
             video=VideoSink(run_dir / f"{name}.mp4", source.fps) if args.save else None,
             renderer=Renderer(schema) if args.save or args.show else None, show=args.show))
     return streams
@@ -145,39 +204,61 @@ def _check_display() -> None:
         raise UserError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY); use --save instead")
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output place writable, before anything is opened or created."""
+    from tracker.runs import check_output_file, check_output_folder
+
+    if args.jsonl and args.jsonl != "-" and len(args.source or ["demo"]) > 1:
+        raise UserError("--jsonl PATH takes one source; use --export jsonl for several")
+    check_output_folder(args.out, "--out")
+    if args.jsonl and args.jsonl != "-":
+        check_output_file(args.jsonl, "--jsonl")
+
+
 def main(argv=None) -> int:
-    from engines.detectors import load_detector
+    from tracker.interrupts import StopOnCtrlC
     from tracker.pipeline import Pipeline
-    from tracker.progress import Progress
-    from tracker.runs import next_run_dir
+    from tqdm import tqdm
+    from tracker.runs import RunFolder
 
     args = build_parser().parse_args(argv)
     if args.show:
         _check_display()
+    check_outputs(args)
     to_stdout = args.jsonl == "-"
     say = sys.stderr if to_stdout else sys.stdout
-    if args.jsonl and not to_stdout and len(args.source or ["demo"]) > 1:
-        raise UserError("--jsonl PATH takes one source; use --export jsonl for several")
     # sources first: a wrong path fails at once, before the models load
     sources = open_sources(args.source or ["demo"], loop=args.loop)
     try:
-        estimator = load_pose(args.pose, args.preset, args)
-        detector = load_detector(args.det, device=args.device)
+        detector, estimator = load_models(args, args.source or ["demo"])
     except BaseException:
         for source in sources:
             source.close()
         raise
-    run_dir = next_run_dir(args.out)
-    jsonl_path = "/dev/stdout" if to_stdout else args.jsonl
-    streams = open_streams(args, sources, estimator.schema.name, run_dir, jsonl_path)
-    total = sum(s.source.num_frames or 0 for s in streams) if not any(s.source.live for s in streams) else None
-    progress = Progress(total or None, label="tracking")
-    pipeline = Pipeline(estimator, detector, streams, det_interval=args.det_interval,
-                        on_frame=lambda _stream: progress.update(sum(s.frames for s in streams)))
-    stats = pipeline.run()
-    progress.close()
+    # from here on outputs exist: Ctrl+C stops the run and every output is finished (exit 130)
+    with StopOnCtrlC() as ctrl_c, RunFolder(args.out) as run_dir:
+        jsonl_path = "/dev/stdout" if to_stdout else args.jsonl
+        try:
+            streams = open_streams(args, sources, estimator.schema.name, run_dir, jsonl_path)
+        except BaseException:
+            for source in sources:
+                source.close()
+            raise
+        total = sum(s.source.num_frames or 0 for s in streams) if not any(s.source.live for s in streams) else None
+        # frames, FPS and (for files) ETA on stderr; mininterval keeps it cheap at 100+ FPS
+        progress = tqdm(total=total or None, desc="tracking", unit="frame", file=sys.stderr,
+                        mininterval=0.5, dynamic_ncols=True)
+        pipeline = Pipeline(estimator, detector, streams, det_interval=args.det_interval,
+                            on_frame=lambda _stream: progress.update(sum(s.frames for s in streams) - progress.n))
+        ctrl_c.on_press(pipeline.stop)
+        try:
+            stats = pipeline.run()
+        except WriteError as exc:
+            raise WriteError(f"{exc}; what was written before is kept in {run_dir}") from None
+        finally:
+            progress.close()
     note = " (interrupted)" if stats.interrupted else ""
     print(f"{stats.frames} frames, {stats.fps:.1f} FPS mean, {stats.tracks} tracks, "
-          f"{stats.skipped} unreadable frames skipped, {stats.dropped} stale frames dropped{note}", file=say)
+          f"{stats.lost} frames lost (undecodable or unreadable), {stats.dropped} stale frames dropped{note}", file=say)
     print(f"results saved to {run_dir}", file=say)
-    return 0
+    return 130 if ctrl_c.pressed else 0

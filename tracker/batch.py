@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from engines.errors import UserError
+from engines.errors import UserError, WriteError
+from tracker.runs import check_output_folder
 
 __all__ = ["main", "find_videos", "my_share"]
 
@@ -37,8 +38,8 @@ def my_share(items: list, env=os.environ) -> list:
 
 def main(argv=None) -> int:
     import tracker.export as export
-    from engines.detectors import load_detector
-    from tracker.app import DEFAULT_DET, DEFAULT_POSE, EXPORTS, add_runtime_options, load_pose
+    from tracker.app import EXPORTS, add_model_options, add_runtime_options, add_tracker_option, load_models, positive_int
+    from tracker.interrupts import StopOnCtrlC
     from tracker.pipeline import Pipeline, Stream, VideoSink, new_tracker
     from tracker.render import Renderer
     from tracker.sources import VideoSource
@@ -49,32 +50,39 @@ def main(argv=None) -> int:
     p.add_argument("--export", action="append", choices=sorted(EXPORTS), default=None,
                    help="track files per video (repeatable; default: posetrack)")
     p.add_argument("--save", action="store_true", help="also write annotated videos")
-    p.add_argument("--pose", default=DEFAULT_POSE)
-    p.add_argument("--preset")
-    p.add_argument("--det", default=DEFAULT_DET)
-    p.add_argument("--det-interval", type=int, default=1)
+    add_model_options(p)
+    p.add_argument("--det-interval", type=positive_int, default=1)
+    add_tracker_option(p)
     add_runtime_options(p)
     args = p.parse_args(argv)
 
+    check_output_folder(args.out, "--out")
     videos = my_share(find_videos(args.folder))
     device = args.device
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"  # one GPU per torchrun process
-    estimator = load_pose(args.pose, args.preset, args, device)
-    detector = load_detector(args.det, device=device)
+    detector, estimator = load_models(args, [str(video) for video in videos], device)
     schema = estimator.schema.name
     formats = list(dict.fromkeys(args.export or ["posetrack"]))
-    for number, path in enumerate(videos, 1):
-        source = VideoSource(path)
-        writers = [getattr(export, EXPORTS[f][1])(args.out / f"{path.stem}{EXPORTS[f][0]}", schema=schema)
-                   for f in formats]
-        stream = Stream(source=source, tracker=new_tracker(schema, source.fps), writers=writers,
-                        video=VideoSink(args.out / f"{path.stem}.mp4", source.fps) if args.save else None,
-                        renderer=Renderer(schema) if args.save else None)
-        stats = Pipeline(estimator, detector, [stream], det_interval=args.det_interval).run()
-        print(f"[{number}/{len(videos)}] {path.name}: {stats.frames} frames, {stats.fps:.1f} FPS, "
-              f"{stats.tracks} tracks", file=sys.stderr)
-        if stats.interrupted:
-            return 130
+    with StopOnCtrlC() as ctrl_c:  # Ctrl+C: the current video's files are finished, then exit 130
+        for number, path in enumerate(videos, 1):
+            source = VideoSource(path)
+            writers = [getattr(export, EXPORTS[f][1])(args.out / f"{path.stem}{EXPORTS[f][0]}", schema=schema)
+                       for f in formats]
+            stream = Stream(source=source, tracker=new_tracker(schema, source.fps, args.tracker_config), writers=writers,
+                            video=VideoSink(args.out / f"{path.stem}.mp4", source.fps) if args.save else None,
+                            renderer=Renderer(schema) if args.save else None)
+            pipeline = Pipeline(estimator, detector, [stream], det_interval=args.det_interval)
+            ctrl_c.on_press(pipeline.stop)
+            try:
+                stats = pipeline.run()
+            except WriteError as exc:
+                raise WriteError(f"{exc}; the videos before {path.name} are done") from None
+            print(f"[{number}/{len(videos)}] {path.name}: {stats.frames} frames, {stats.fps:.1f} FPS, "
+                  f"{stats.tracks} tracks", file=sys.stderr)
+            if ctrl_c.pressed:
+                print(f"interrupted: {path.name} stopped after {stats.frames} frames; its files are "
+                      f"finished", file=sys.stderr)
+                return 130
     print(f"results saved to {args.out}")
     return 0

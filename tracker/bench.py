@@ -14,12 +14,14 @@ from typing import Callable
 import numpy as np
 
 from engines.errors import UserError
+from engines.tools.reference import REFERENCE_NAME, reference_ms
 
 __all__ = ["main", "STAGES", "bench_track", "bench_e2e", "bench_live"]
 
 
 def bench_track(args: argparse.Namespace) -> list[dict]:
-    """PoseTracker.update on synthetic moving people with noisy keypoints, per crowd size."""
+    """PoseTracker.update on synthetic moving people with noisy keypoints, per crowd size
+    (default settings, or --tracker's)."""
     from tracker.tracking import PoseTracker
     from tracker.tracking.synthetic import noisy_detections, synthetic_people
 
@@ -28,7 +30,7 @@ def bench_track(args: argparse.Namespace) -> list[dict]:
         rng = np.random.default_rng(0)
         gt = synthetic_people(people, args.frames, rng)
         frames = [noisy_detections(gt[f], rng) for f in range(args.frames)]
-        tracker = PoseTracker()
+        tracker = PoseTracker(args.tracker_config)
         times = []
         for f, (boxes, kpts) in enumerate(frames):
             start = time.perf_counter()
@@ -43,27 +45,27 @@ def bench_track(args: argparse.Namespace) -> list[dict]:
 def _run_pipeline(args: argparse.Namespace, live: bool, seconds: float | None = None):
     """Run the app's pipeline on args.source (every frame of a file, or the file read like a
     camera) with the app's models; returns (stats, per-frame stage samples, decode ms)."""
-    from engines.detectors import load_detector
-    from tracker.app import load_pose
+    from tracker.app import load_models
     from tracker.pipeline import Pipeline, Stream, new_tracker
     from tracker.render import Renderer
     from tracker.sources import open_source
 
-    estimator = load_pose(args.pose, None, args)
-    detector = load_detector(args.det, device=args.device)
+    detector, estimator = load_models(args, [args.source])
     source = open_source(args.source, loop=live, live=live)
-    stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps),
-                    renderer=Renderer(estimator.schema.name), samples=[])
+    stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps, args.tracker_config),
+                    renderer=Renderer(estimator.schema.name))
     decode_ms = _decode_ms(args.source, args.frames)
-    on_frame = None
-    if live:
-        deadline = time.monotonic() + seconds
-        on_frame = lambda s: pipeline.stop() if time.monotonic() > deadline else None  # noqa: E731
-    elif args.frames:
-        on_frame = lambda s: pipeline.stop() if s.frames >= args.frames else None  # noqa: E731
+    deadline = time.monotonic() + seconds if live else None
+    samples = []  # every frame's stage ms
+
+    def on_frame(s):
+        samples.append(s.frame_ms)
+        if (live and time.monotonic() > deadline) or (not live and args.frames and s.frames >= args.frames):
+            pipeline.stop()
+
     pipeline = Pipeline(estimator, detector, [stream], det_interval=args.det_interval, on_frame=on_frame)
     stats = pipeline.run()
-    return stats, stream.samples[args.warmup:], decode_ms
+    return stats, samples[args.warmup:], decode_ms
 
 
 def _decode_ms(spec: str, frames: int) -> float:
@@ -113,7 +115,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    from tracker.app import add_runtime_options
+    from tracker.app import add_model_options, add_runtime_options, add_tracker_option
 
     parser = argparse.ArgumentParser(prog="python -m tracker bench", description="Time tracker stages.")
     parser.add_argument("--stage", required=True, help=f"one of: {', '.join(STAGES)}")
@@ -121,9 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=300, help="frames per run (e2e: 0 = the whole file)")
     parser.add_argument("--source", default="demo", help="video for the e2e and live stages (default demo)")
     parser.add_argument("--seconds", type=float, default=20.0, help="live stage duration")
-    parser.add_argument("--pose", default=None, help="pose model as for python -m tracker (default bundled)")
-    parser.add_argument("--det", default=None, help="detector as for python -m tracker (default bundled)")
+    add_model_options(parser)
     parser.add_argument("--det-interval", type=int, default=1)
+    add_tracker_option(parser)
     add_runtime_options(parser)
     parser.add_argument("--warmup", type=int, default=20, help="frames left out of the statistics")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
@@ -131,19 +133,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from tracker.app import DEFAULT_DET, DEFAULT_POSE
-
     args = _parser().parse_args(argv)
-    args.pose, args.det = args.pose or DEFAULT_POSE, args.det or DEFAULT_DET
     if args.stage not in STAGES:
         raise UserError(f"unknown bench stage {args.stage!r}; choose one of {', '.join(STAGES)}")
     if args.frames and args.frames <= args.warmup:
         raise UserError(f"--frames ({args.frames}) must exceed --warmup ({args.warmup})")
     rows = STAGES[args.stage](args)
+    # the same fixed workload timed in this run: ratios to it compare across machines
+    reference = reference_ms()
+    for row in rows:
+        row["reference_ms"], row["x_ref"] = round(reference, 3), round(row["median_ms"] / reference, 4)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    shown = ("stage", "median_ms", "p90_ms", "reference_ms", "x_ref")
     for row in rows:
-        extras = "  ".join(f"{k}={v}" for k, v in row.items() if k not in ("stage", "median_ms", "p90_ms"))
-        print(f"{row['stage']:<8} {extras:<24} median {row['median_ms']:.3f} ms   p90 {row['p90_ms']:.3f} ms")
+        extras = "  ".join(f"{k}={v}" for k, v in row.items() if k not in shown)
+        print(f"{row['stage']:<8} {extras:<24} median {row['median_ms']:.3f} ms   p90 {row['p90_ms']:.3f} ms   "
+              f"x_ref {row['x_ref']:.4f}")
+    print(f"x_ref: median / {reference:.2f} ms of the reference workload ({REFERENCE_NAME}), timed in this run")
     return 0

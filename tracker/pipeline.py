@@ -2,7 +2,8 @@
 
 One `Stream` per source, each with its own PoseTracker, sinks and renderer. The inference loop
 takes frames from the streams in turn; the detector runs every `det_interval` frames and in
-between the boxes come from the keypoints estimated in the previous frame. All people of a frame
+between the boxes come from the tracker's prediction of where its people (tentative ones
+included) are in the new frame. All people of a frame
 go to the pose network as one batch. Results pass through a bounded queue to the output thread,
 which draws, writes the video and the exporters, and shows the window. End of input, Ctrl+C or
 q/Esc in the window close every output, so no file is left truncated.
@@ -10,18 +11,17 @@ q/Esc in the window close every output, so no file is left truncated.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import cv2
 import numpy as np
 
 from engines.errors import UserError
+from tracker.export.video import VideoSink
 from tracker.render import Renderer
 from tracker.sources import CaptureThread, Frame, Source
 from tracker.tracking import PoseTracker, TrackBatch, TrackerConfig
@@ -35,11 +35,9 @@ PROPAGATE_PADDING = 0.1
 
 
 def propagate_boxes(boxes: np.ndarray, keypoints: np.ndarray, frame_w: int, frame_h: int) -> np.ndarray:
-    """Next-frame boxes (N,5) from this frame's people: the extent of the confident keypoints,
-    padded (the box itself where fewer than 3 joints are confident), clamped to the frame.
-
-    Built from the pose estimates rather than the reported tracks so that tentative tracks,
-    which the tracker does not report yet, keep getting measurements and can be confirmed."""
+    """Boxes (N,5) for a frame without detection from people's expected poses there (the
+    tracker's `predicted_people`): the extent of the confident keypoints, padded (the box itself
+    where fewer than 3 joints are confident), clamped to the frame."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 5).copy()
     if len(boxes) == 0:
         return boxes
@@ -58,34 +56,6 @@ def propagate_boxes(boxes: np.ndarray, keypoints: np.ndarray, frame_w: int, fram
     return boxes[size_ok & np.isfinite(boxes).all(axis=1)]
 
 
-class VideoSink:
-    """An annotated MP4 written under a temporary name and renamed into place on close, so a
-    file at `path` is always a complete video."""
-
-    def __init__(self, path: str | os.PathLike, fps: float):
-        self.path = Path(path)
-        self.fps = fps
-        self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-        self._writer: cv2.VideoWriter | None = None
-        self.frames = 0
-
-    def write(self, image: np.ndarray) -> None:
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            h, w = image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise UserError(f"cannot write video {self.path}")
-        self._writer.write(image)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-            os.replace(self._tmp, self.path)
-
-
 @dataclass
 class Stream:
     """One source with its own tracker, exporters (TrackWriter), optional video and renderer."""
@@ -98,20 +68,25 @@ class Stream:
     show: bool = False
     frames: int = 0
     track_ids: set = field(default_factory=set)
-    last_people: tuple | None = None   # (boxes, keypoints) estimated in the previous frame
     latency_ms: dict = field(default_factory=dict)   # smoothed per-stage ms, "latency" end to end
     capture: CaptureThread | None = None
-    samples: list | None = None   # when a list, every frame's raw stage ms are appended (bench)
+    frame_ms: dict = field(default_factory=dict)     # the latest frame's per-stage ms, unsmoothed
 
     @property
     def name(self) -> str:
         return self.source.name
 
     def close(self) -> None:
-        for writer in self.writers:
-            writer.close()
-        if self.video is not None:
-            self.video.close()
+        """Finish every output, even when one fails (then re-raise the first failure). The video
+        goes first: a broken one is removed, which frees space for the other files."""
+        error = None
+        for output in ([self.video] if self.video is not None else []) + self.writers:
+            try:
+                output.close()
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
 
 @dataclass
@@ -119,7 +94,7 @@ class PipelineStats:
     frames: int
     seconds: float
     tracks: int
-    skipped: int
+    lost: int          # frames the sources could not deliver (Source.lost)
     dropped: int
     interrupted: bool
     latency_ms: dict
@@ -169,14 +144,20 @@ class Pipeline:
                 stream.capture.stop()
             self._put(None)
             output.join()
+            close_error = None
             for stream in self.streams:
-                stream.close()
+                try:
+                    stream.close()
+                except Exception as exc:
+                    close_error = close_error or exc
         if self._output_error is not None:
             raise self._output_error
+        if close_error is not None:
+            raise close_error
         return PipelineStats(
             frames=sum(s.frames for s in self.streams), seconds=time.monotonic() - start,
             tracks=sum(len(s.track_ids) for s in self.streams),
-            skipped=sum(s.source.skipped for s in self.streams),
+            lost=sum(s.source.lost for s in self.streams),
             dropped=sum(s.capture.dropped for s in self.streams),
             interrupted=interrupted or self._stop.is_set(),
             latency_ms={s.name: dict(s.latency_ms) for s in self.streams})
@@ -208,17 +189,16 @@ class Pipeline:
         times = {}
         t0 = time.perf_counter()
         height, width = frame.image.shape[:2]
-        if stream.frames % self.det_interval == 0 or stream.last_people is None:
+        if stream.frames % self.det_interval == 0:
             boxes = self.detector.detect(frame.image)
-        else:
-            boxes = propagate_boxes(*stream.last_people, width, height)
+        else:  # follow the tracker's people (tentative ones too) to where it predicts them now
+            boxes = propagate_boxes(*stream.tracker.predicted_people(frame.timestamp), width, height)
         t1 = time.perf_counter()
         keypoints = self.estimator.estimate(frame.image, boxes)
         t2 = time.perf_counter()
         tracks = stream.tracker.update(boxes, keypoints, frame.timestamp)
         t3 = time.perf_counter()
         times.update(detect=t1 - t0, pose=t2 - t1, track=t3 - t2)
-        stream.last_people = (boxes, keypoints)
         stream.frames += 1
         return tracks, times
 
@@ -259,12 +239,15 @@ class Pipeline:
         times["latency"] = time.monotonic() - captured
         for stage, seconds in times.items():
             _smooth(stream.latency_ms, stage, 1000.0 * seconds)
-        if stream.samples is not None:
-            stream.samples.append({stage: 1000.0 * seconds for stage, seconds in times.items()})
+        stream.frame_ms = {stage: 1000.0 * seconds for stage, seconds in times.items()}
         if self.on_frame is not None:
             self.on_frame(stream)
 
 
-def new_tracker(schema: str, fps: float) -> PoseTracker:
-    """A PoseTracker for one stream, its frame period set from the source's frame rate."""
-    return PoseTracker(TrackerConfig(schema=schema, frame_period=1.0 / fps))
+def new_tracker(schema: str, fps: float, config: TrackerConfig | None = None) -> PoseTracker:
+    """A PoseTracker for one stream with `config`'s settings (default: TrackerConfig()), the pose
+    model's `schema`, and the source's frame period unless the config sets one."""
+    config = config or TrackerConfig()
+    if config.schema not in (None, schema):
+        raise UserError(f"tracker setting schema {config.schema!r} does not match the pose model's {schema!r}")
+    return PoseTracker(replace(config, schema=schema, frame_period=config.frame_period or 1.0 / fps))

@@ -9,7 +9,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from engines.schemas import get_schema
+from engines.pose.schemas import get_schema
 
 __all__ = ["Renderer", "track_colour"]
 

@@ -3,31 +3,49 @@
 Accepted: "webcam", "webcam:N" or an integer (camera N), a video file, an image folder or glob,
 an rtsp:// / http(s):// URL, and "demo" (the clip bundled in tracker/assets/).
 
-Files give every frame in order, timestamps from the frame rate. Live sources (cameras, URLs)
+Files (and finite videos at an http(s) URL, which report their length) give every decodable
+frame in order, numbered as the file numbers them: a damaged stretch of a video or an unreadable
+image keeps its numbers unused, is said in one line on stderr and counted in `lost`. Timestamps
+are the frame number over the frame rate. Live sources (cameras, rtsp, http without a length)
 are read by `CaptureThread`, where the newest frame replaces an unread one so latency stays
-flat; a dropped stream reopens with exponential backoff and a bounded number of tries.
-Unreadable frames are skipped and counted in `skipped`. Every user mistake is a UserError.
+flat; their timestamps come from a monotonic clock, and a dropped stream reopens with
+exponential backoff and a bounded number of tries, each said on stderr. Every user mistake is
+a UserError. FFmpeg's own messages are silenced (set OPENCV_FFMPEG_LOGLEVEL to see them).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import socket
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 from urllib.parse import urlparse
 
-import cv2
-import numpy as np
+# FFmpeg prints decoder complaints (about every damaged frame) from C on fd 2, and OpenCV warns
+# about stream timeouts; the messages that matter are ours. OpenCV reads the FFmpeg level once,
+# at the first FFmpeg use in the process, so it is set before cv2 is imported here. Levels the
+# user set (OPENCV_FFMPEG_LOGLEVEL, OPENCV_FFMPEG_DEBUG, OPENCV_LOG_LEVEL) are kept.
+if "OPENCV_FFMPEG_LOGLEVEL" not in os.environ and "OPENCV_FFMPEG_DEBUG" not in os.environ:
+    os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "-8"  # AV_LOG_QUIET
 
-from engines.errors import UserError
+import cv2  # noqa: E402
+
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+import numpy as np  # noqa: E402
+
+from engines.errors import UserError  # noqa: E402
 
 __all__ = ["Frame", "Source", "VideoSource", "ImageFolderSource", "LiveSource", "CaptureThread",
-           "open_source", "DEMO_CLIP", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS"]
+           "SteadyClock", "open_source", "DEMO_CLIP", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS"]
 
 DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo.mp4"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -35,14 +53,38 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 OPEN_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 5.0
-# A video decoder that keeps failing this many frames in a row has reached a broken end.
-MAX_CONSECUTIVE_BAD_FRAMES = 25
+STREAM_TIMEOUTS = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(OPEN_TIMEOUT_S * 1000),
+                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(READ_TIMEOUT_S * 1000)]
+# Failed reads in a row that end a video whose length is unknown (a failed read costs ~10 us).
+MAX_FAILED_READS_UNKNOWN_LENGTH = 3000
+# HTTP answers that are playlists or endless multipart streams even when they carry a length
+LIVE_CONTENT_TYPES = ("mpegurl", "dash+xml", "multipart/")
 
 
 class Frame(NamedTuple):
     index: int
-    timestamp: float    # seconds: position in the file, or time.time() at capture for live sources
+    timestamp: float    # seconds: index / fps for files, the capture time for live sources (SteadyClock)
     image: np.ndarray   # BGR uint8 HxWx3
+
+
+def say(message: str) -> None:
+    """One line for the user on stderr (stdout may carry --jsonl -), from the capture thread:
+    tqdm.write keeps it apart from a progress bar that tqdm draws."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+class SteadyClock:
+    """Epoch seconds that never go back: the wall clock read once, then advanced by the monotonic
+    clock, so a wall-clock step (NTP, a user changing the time) cannot reorder live frames."""
+
+    def __init__(self):
+        self._wall = time.time()
+        self._start = time.monotonic()
+
+    def __call__(self) -> float:
+        return self._wall + (time.monotonic() - self._start)
 
 
 def _valid(image) -> bool:
@@ -51,7 +93,8 @@ def _valid(image) -> bool:
 
 
 class Source:
-    """Base: iterate for frames; `live`, `name`, `fps`, `num_frames` (None if unknown), `skipped`."""
+    """Base: iterate for frames; `live`, `name`, `fps`, `num_frames` (None if unknown), and `lost`:
+    frames the source has but could not deliver (undecodable video frames, unreadable images)."""
 
     live = False
 
@@ -59,7 +102,7 @@ class Source:
         self.name = name
         self.fps = fps
         self.num_frames = num_frames
-        self.skipped = 0
+        self.lost = 0
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -72,66 +115,134 @@ class Source:
 
 
 class VideoSource(Source):
-    """Every frame of a video file, in order; undecodable frames are skipped and counted.
+    """Every decodable frame of a video file (or a finite video at a URL), in order.
 
-    loop=True starts over at the end (a file standing in for a camera)."""
+    A frame's number comes from the container's timestamps: a step of k frame periods since the
+    previous frame means k - 1 frames could not be decoded, and they are counted in `lost`
+    (without timestamps, each failed read counts one). Reading goes on past a damaged stretch
+    and stops when more reads failed in a row than the container has frames left (FFmpeg
+    consumes at least one packet per failed read, and at the end every read fails at once) or
+    for longer than READ_TIMEOUT_S (a stalled download); frames the container announced but
+    never gave are lost too. loop=True starts over at the end.
+    """
 
-    def __init__(self, path: str | os.PathLike, loop: bool = False):
-        self.path = Path(path)
-        self._capture = _open_capture(str(self.path), f"cannot decode video {self.path}")
+    def __init__(self, path: str | os.PathLike, loop: bool = False, name: str | None = None,
+                 params: list[int] | None = None):
+        self.target = str(path)
+        self._capture = _open_capture(self.target, f"cannot decode video {self.target}", params)
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        super().__init__(self.path.stem, fps if 0 < fps < 1000 else 30.0, count if count > 0 else None)
+        super().__init__(name or Path(path).stem, fps if 0 < fps < 1000 else 30.0, count if count > 0 else None)
         self.loop = loop
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        first = 0
         while True:
-            bad_in_a_row = 0
-            while bad_in_a_row < MAX_CONSECUTIVE_BAD_FRAMES:
-                ok, image = self._capture.read()
-                if ok and _valid(image):
-                    bad_in_a_row = 0
-                    yield Frame(index, index / self.fps, image)
-                    index += 1
-                    continue
-                # read() fails both at a corrupt frame and at the end; only the reported count
-                # tells them apart, so failures before it are skipped frames
-                position = int(self._capture.get(cv2.CAP_PROP_POS_FRAMES))
-                if self.num_frames is None or position >= self.num_frames:
-                    break
-                self.skipped += 1
-                bad_in_a_row += 1
-                self._capture.set(cv2.CAP_PROP_POS_FRAMES, position + 1)
-            if not self.loop or index == 0:
+            after = yield from self._read_once(first)
+            if not self.loop or after == first:
                 return
+            first = after
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+    def _read_once(self, first: int):
+        """One pass over the file, its frames numbered from `first`; returns the number after its last."""
+        last = -1                 # number in the file of the last frame given
+        last_ms = None            # its container timestamp
+        failures = 0              # reads failed since then
+        failing_since = 0.0
+        while True:
+            ok, image = self._capture.read()
+            if not (ok and _valid(image)):
+                failing_since = failing_since if failures else time.monotonic()
+                failures += 1
+                # a stalled network read fails once per READ_TIMEOUT_S: no frame for that long ends it too
+                if (failures > self._failed_reads_allowed(last)
+                        or time.monotonic() - failing_since > READ_TIMEOUT_S):
+                    break
+                continue
+            ms = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+            number = self._number(last, last_ms, ms, failures)
+            if number > last + 1:
+                self._report_lost(first + last + 1, first + number - 1)
+            last, last_ms, failures = number, ms, 0
+            yield Frame(first + number, (first + number) / self.fps, image)
+        end = last + 1
+        if self.num_frames is not None and self.num_frames > end:
+            # where is unknown: some demuxers (AVI) renumber the frames after a damaged stretch
+            missing = self.num_frames - end
+            self.lost += missing
+            say(f"{self.name}: {missing} of the {self.num_frames} frames the file announces could not be decoded")
+            end = self.num_frames
+        return first + end
+
+    def _failed_reads_allowed(self, last: int) -> int:
+        if self.num_frames is None:
+            return MAX_FAILED_READS_UNKNOWN_LENGTH
+        return self.num_frames - (last + 1)
+
+    def _number(self, last: int, last_ms: float | None, ms: float, failures: int) -> int:
+        """The number in the file of a frame read after `failures` failed reads."""
+        if last_ms is None:        # the first frame: timestamps start at 0 unless it was read at once
+            number = 0 if failures == 0 or not ms > 0 else round(ms * self.fps / 1000)
+        elif ms > last_ms:         # NaN or a missing timestamp (0) fails this test
+            number = last + max(1, round((ms - last_ms) * self.fps / 1000))
+        else:
+            number = last + 1 + failures
+        if self.num_frames is not None and number >= self.num_frames:  # a timestamp past the end is bogus
+            number = last + 1 + failures
+        return number
+
+    def _report_lost(self, first: int, last: int) -> None:
+        count = last - first + 1
+        self.lost += count
+        say(f"{self.name}: {count} frame{'s' * (count > 1)} could not be decoded "
+            f"(frame {first}" + (f" to {last})" if count > 1 else ")"))
 
     def close(self) -> None:
         self._capture.release()
 
 
 class ImageFolderSource(Source):
-    """Images of a folder (sorted by name) or a glob; unreadable files are skipped and counted."""
+    """Images of a folder or a glob, one frame each, numbered as the files are.
+
+    Where the names differ only by a number (0006.jpg, frame_12.png), no two the same, the
+    files go in that numeric order and frame k is the file numbered first + k: 000001.jpg of a
+    MOTChallenge folder and 000000.jpg of a PoseTrack one are both frame 0, and a missing or
+    unreadable file leaves its number unused. Otherwise the files go in name order, numbered by
+    position. Unreadable files are said on stderr and counted in `lost`.
+    """
 
     def __init__(self, paths: list[Path], name: str, fps: float = 30.0):
-        super().__init__(name, fps, len(paths))
-        self.paths = paths
+        self.paths, self.numbers = _number_images(paths)
+        super().__init__(name, fps, len(self.paths))
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
-        for path in self.paths:
+        for path, number in zip(self.paths, self.numbers):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if not _valid(image):
-                self.skipped += 1
+                self.lost += 1
+                say(f"{self.name}: unreadable image {path} skipped (frame {number})")
                 continue
-            yield Frame(index, index / self.fps, image)
-            index += 1
+            yield Frame(number, number / self.fps, image)
+
+
+def _number_images(paths: list[Path]) -> tuple[list[Path], list[int]]:
+    """(paths in frame order, their frame numbers): see ImageFolderSource."""
+    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", p.stem) for p in paths]
+    if all(parts) and len({(m[1], m[3]) for m in parts}) == 1:   # one name but for its number
+        numbers = [int(m[2]) for m in parts]
+        if len(set(numbers)) == len(numbers):
+            order = sorted(range(len(paths)), key=numbers.__getitem__)
+            base = numbers[order[0]]
+            return [paths[i] for i in order], [numbers[i] - base for i in order]
+    ordered = sorted(paths)
+    return ordered, list(range(len(ordered)))
 
 
 class LiveSource(Source):
-    """A camera or network stream. Frames are read as they come; when the stream drops it is
-    reopened after 0.5, 1, 2, ... s, giving up after `max_reconnects` tries without a frame."""
+    """A camera or network stream. Frames are read as they come, stamped by a SteadyClock; when
+    the stream drops it is reopened after 0.5, 1, 2, ... s, giving up after `max_reconnects`
+    tries without a frame. Each try is said on stderr."""
 
     live = True
 
@@ -148,22 +259,29 @@ class LiveSource(Source):
         self._closed = threading.Event()
 
     def __iter__(self) -> Iterator[Frame]:
+        clock = SteadyClock()
         index = 0
         failures = 0      # reopen attempts since the last good frame
         while not self._closed.is_set():
             ok, image = self._capture.read()
             if ok and _valid(image):
                 failures = 0
-                yield Frame(index, time.time(), image)
+                yield Frame(index, clock(), image)
                 index += 1
                 continue
             if ok:
-                self.skipped += 1
+                self.lost += 1
                 continue
             self._capture.release()
-            if failures >= self.max_reconnects or self._closed.wait(self.backoff_s * 2 ** failures):
+            if failures >= self.max_reconnects:
+                if self.max_reconnects:
+                    say(f"{self.name}: stream lost, {self.max_reconnects} reconnection tries failed")
                 return
+            delay = self.backoff_s * 2 ** failures
             failures += 1
+            say(f"{self.name}: stream dropped, reconnecting in {delay:g} s (try {failures} of {self.max_reconnects})")
+            if self._closed.wait(delay):
+                return
             try:
                 self._capture = self._opener()
                 self.reconnects += 1
@@ -280,9 +398,21 @@ def _open_live(target: int | str) -> cv2.VideoCapture:
         finally:
             cv2.utils.logging.setLogLevel(previous)
     _check_reachable(target)
-    timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(OPEN_TIMEOUT_S * 1000),
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(READ_TIMEOUT_S * 1000)]
-    return _open_capture(target, f"cannot open stream {target}", timeouts)
+    return _open_capture(target, f"cannot open stream {target}", STREAM_TIMEOUTS)
+
+
+def _http_length(url: str) -> int | None:
+    """The length an http(s) server gives for `url`: None for a live stream (no Content-Length,
+    a playlist or a multipart answer) and where the server would not say."""
+    try:
+        with urllib.request.urlopen(url, timeout=OPEN_TIMEOUT_S) as answer:  # headers only
+            kind = answer.headers.get_content_type()
+            length = answer.headers.get("Content-Length", "")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    if not length.isdigit() or any(live in kind for live in LIVE_CONTENT_TYPES):
+        return None
+    return int(length)
 
 
 def _camera_index(spec: str) -> int | None:
@@ -305,8 +435,13 @@ def open_source(spec: str | int | os.PathLike, loop: bool = False, live: bool = 
     camera = _camera_index(text)
     if camera is not None:
         return LiveSource(camera, f"webcam{camera}")
-    if urlparse(text).scheme in STREAM_SCHEMES:
+    scheme = urlparse(text).scheme
+    if scheme in STREAM_SCHEMES:
         name = (Path(urlparse(text).path).stem or urlparse(text).hostname or "stream")
+        if scheme in ("http", "https"):
+            _check_reachable(text)
+            if _http_length(text) is not None:  # a video file on a web server: read it like a file
+                return VideoSource(text, name=name, params=STREAM_TIMEOUTS)
         return LiveSource(text, name)
     if text == "demo":
         if not DEMO_CLIP.is_file():
@@ -347,6 +482,7 @@ class _LoopingCamera(LiveSource):
         self._closed = threading.Event()
 
     def __iter__(self) -> Iterator[Frame]:
+        clock = SteadyClock()
         period = 1.0 / self.fps
         next_time = time.monotonic()
         for frame in self._video:
@@ -357,4 +493,5 @@ class _LoopingCamera(LiveSource):
             delay = next_time - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            yield Frame(frame.index, time.time(), frame.image)
+            self.lost = self._video.lost
+            yield Frame(frame.index, clock(), frame.image)

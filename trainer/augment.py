@@ -3,9 +3,18 @@
 Training draws, in the official order: half-body crop (p PROB_HALF_BODY, when more than
 NUM_JOINTS_HALF_BODY joints are labelled), scale s * clip(1 + N(0,1)*SF, 1-SF, 1+SF), rotation
 clip(N(0,1)*RF, -2RF, 2RF) with p PROB_ROTATION, horizontal flip with p 0.5. Then the affine
-crop (engines.geometry), joints mapped into the crop, Gaussian targets (engines.codec), and RGB
+crop (engines.pose.geometry), joints mapped into the crop, Gaussian targets (engines.pose.codec), and RGB
 ImageNet normalisation. Randomness comes from the generator passed in, so a sample depends only
 on (seed, epoch, index) and a resumed run sees the same augmentations as an uninterrupted one.
+
+Limb guides (off unless DATASET.LIMB_GUIDE > 0, not official): a left/right joint whose side can only
+be told from far away (an ankle: both legs look alike, the side shows at the hips and the head)
+can settle in a symmetric optimum where its left and right heatmaps are equal, each with half a
+peak on both ankles: with equal final-layer rows the left-minus-right gradient vanishes and plain
+training stays there. A ridge from the parent joint (the knee, whose side the network does tell)
+to the child in the child's target gives that gradient a path along the shin. A short last stage
+without ridges restores the official Gaussian heatmaps; a long one lets the pair drift back
+together (numbers in engines/assets/lite_w16_160x128.md).
 """
 
 from __future__ import annotations
@@ -15,14 +24,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engines.codec import fliplr_joints, generate_target
-from engines.geometry import affine_points, get_affine_transform
-from engines.schemas import KeypointSchema
+from engines.pose.codec import fliplr_joints, generate_target
+from engines.pose.geometry import affine_points, get_affine_transform
+from engines.pose.normalization import IMAGENET_MEAN, IMAGENET_STD
+from engines.errors import UserError
+from engines.pose.schemas import KeypointSchema
 
-__all__ = ["TopDownTransform", "IMAGENET_MEAN", "IMAGENET_STD", "lower_body_ids", "normalize"]
+__all__ = ["TopDownTransform", "add_limb_guides", "limb_guide_pairs", "lower_body_ids", "normalize"]
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+_STD = np.array(IMAGENET_STD, dtype=np.float32)
 PIXEL_STD = 200.0
 HALF_BODY_PADDING = 1.5  # official: the half-body box is enlarged 1.5x
 LOWER_BODY_WORDS = ("hip", "knee", "ankle", "pelvis")
@@ -41,9 +52,39 @@ def joint_weights(schema: KeypointSchema) -> np.ndarray:
                     dtype=np.float32)
 
 
+def limb_guide_pairs(schema: KeypointSchema, pairs) -> tuple[tuple[int, int], ...]:
+    """("parent:child" joint names, ...) -> ((parent index, child index), ...); UserError if unknown."""
+    out = []
+    for text in pairs:
+        names = str(text).split(":")
+        if len(names) != 2 or any(n not in schema.joints for n in names):
+            raise UserError(f"DATASET.LIMB_GUIDE_PAIRS: {text!r} is not 'parent:child' with joints of "
+                            f"{schema.name} ({', '.join(schema.joints)})")
+        out.append((schema.index(names[0]), schema.index(names[1])))
+    return tuple(out)
+
+
+def add_limb_guides(target: np.ndarray, target_weight: np.ndarray, joints_px: np.ndarray, pairs,
+                    stride: np.ndarray, sigma: float, peak: float) -> np.ndarray:
+    """Raise target[child] (J,H,W) to a ridge of height `peak` along the parent-child segment: a
+    Gaussian of `sigma` heatmap pixels in the distance to the segment. Only where both joints have
+    a target (weight > 0); `joints_px` are crop pixels, `stride` crop pixels per heatmap pixel."""
+    h, w = target.shape[1:]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    for parent, child in pairs:
+        if target_weight[parent, 0] <= 0 or target_weight[child, 0] <= 0:
+            continue
+        a, b = (np.asarray(joints_px[j, :2], np.float32) / stride for j in (parent, child))
+        ab = b - a
+        t = np.clip(((xs - a[0]) * ab[0] + (ys - a[1]) * ab[1]) / max(float(ab @ ab), 1e-6), 0.0, 1.0)
+        d2 = (xs - a[0] - t * ab[0]) ** 2 + (ys - a[1] - t * ab[1]) ** 2
+        target[child] = np.maximum(target[child], peak * np.exp(-d2 / (2 * sigma ** 2)))
+    return target
+
+
 def normalize(image_rgb: np.ndarray) -> np.ndarray:
     """uint8 HxWx3 RGB -> float32 3xHxW, ImageNet mean/std (torchvision ToTensor + Normalize)."""
-    x = (image_rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    x = (image_rgb.astype(np.float32) / 255.0 - _MEAN) / _STD
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
@@ -63,19 +104,23 @@ class TopDownTransform:
     prob_half_body: float = 0.3
     num_joints_half_body: int = 8
     use_joint_weights: bool = False
+    limb_guide: float = 0.0
+    limb_guide_pairs: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, cfg, schema: KeypointSchema, train: bool) -> "TopDownTransform":
         p, d = cfg.preset(), cfg.DATASET
         return cls(schema, tuple(p.image_size), tuple(p.heatmap_size), p.sigma, train, d.FLIP,
                    d.SCALE_FACTOR, d.ROT_FACTOR, d.PROB_ROTATION, d.PROB_HALF_BODY,
-                   d.NUM_JOINTS_HALF_BODY, cfg.LOSS.USE_DIFFERENT_JOINTS_WEIGHT)
+                   d.NUM_JOINTS_HALF_BODY, cfg.LOSS.USE_DIFFERENT_JOINTS_WEIGHT,
+                   d.LIMB_GUIDE if train else 0.0, tuple(d.LIMB_GUIDE_PAIRS))
 
     def __post_init__(self):
         self.lower = np.zeros(self.schema.num_joints, dtype=bool)
         self.lower[lower_body_ids(self.schema)] = True
         self.weights = joint_weights(self.schema) if self.use_joint_weights else None
         self.aspect = self.image_size[0] / self.image_size[1]
+        self.guides = limb_guide_pairs(self.schema, self.limb_guide_pairs) if self.limb_guide > 0 else ()
 
     def half_body(self, joints: np.ndarray, vis: np.ndarray, rng: np.random.Generator):
         """Centre and scale of the upper or lower body box, or None when too few joints."""
@@ -123,6 +168,10 @@ class TopDownTransform:
         joints[labelled, :2] = affine_points(joints[labelled, :2], trans)
         target, target_weight = generate_target(joints, vis, self.image_size, self.heatmap_size,
                                                 self.sigma, self.weights)
+        if self.guides:
+            stride = np.asarray(self.image_size, np.float32) / np.asarray(self.heatmap_size, np.float32)
+            target = add_limb_guides(target, target_weight, joints, self.guides, stride, self.sigma,
+                                     self.limb_guide)
         return {"input": normalize(crop), "target": target.astype(np.float32),
                 "target_weight": target_weight.astype(np.float32),
                 "center": center.astype(np.float32), "scale": scale.astype(np.float32),

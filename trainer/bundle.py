@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from engines.atomic import save_torch_atomic
-from engines.weights import load_state_dict_file
+from engines.hub.atomic import save_torch_atomic
+from engines.models.weights import load_state_dict_file
 
 __all__ = ["main", "to_half"]
 

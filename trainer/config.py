@@ -28,12 +28,12 @@ __all__ = ["Config", "ModelConfig", "LossConfig", "DatasetConfig", "TrainConfig"
 @dataclass
 class ModelConfig:
     KIND: str = "hrnet"                  # hrnet (pose) | centernet (person detector, trainer.detection)
-    PRESET: str = "w32_256x192"          # engines.presets name: network, input size, sigma
+    PRESET: str = "w32_256x192"          # engines.models.presets name: network, input size, sigma
     IMAGE_SIZE: list[int] | None = None  # (w, h) replacing the preset's; heatmaps are 1/4 of it
     EXTRA: dict | None = None            # official MODEL.EXTRA replacing the preset's network
     SIGMA: float | None = None           # Gaussian target sigma replacing the preset's
     NUM_JOINTS: int | None = None        # heatmap count replacing the preset's (MPII: 16)
-    PRETRAINED: str = ""                 # weights to start from (any file engines.weights loads)
+    PRETRAINED: str = ""                 # weights to start from (any file engines.models.weights loads)
 
 
 @dataclass
@@ -61,6 +61,10 @@ class DatasetConfig:
     PROB_ROTATION: float = 0.6
     PROB_HALF_BODY: float = 0.3
     NUM_JOINTS_HALF_BODY: int = 8
+    # Limb guides (trainer.augment.add_limb_guides): "parent:child" joints whose child target also
+    # gets a ridge of height LIMB_GUIDE along the segment from the parent. 0 turns them off.
+    LIMB_GUIDE: float = 0.0
+    LIMB_GUIDE_PAIRS: list[str] = field(default_factory=lambda: ["left_knee:left_ankle", "right_knee:right_ankle"])
     COLOR_RGB: bool = True
 
 
@@ -87,7 +91,7 @@ class TestConfig:
     BATCH_SIZE_PER_GPU: int = 32
     FLIP_TEST: bool = True
     SHIFT_HEATMAP: bool = True
-    DECODE: str = "standard"             # standard | dark (engines.codec.decode_heatmaps)
+    DECODE: str = "standard"             # standard | dark (engines.pose.codec.decode_heatmaps)
     USE_GT_BBOX: bool = False            # True: validate on ground-truth boxes, not DET_FILE
     IMAGE_THRE: float = 0.0              # drop detections below this score
     IN_VIS_THRE: float = 0.2             # joints above this score count in rescoring
@@ -109,14 +113,15 @@ class Config:
 
     def preset(self):
         """The engines Preset this config trains, with MODEL overrides applied."""
-        from engines.presets import Preset, get_preset
+        from engines.models.presets import Preset, get_preset
 
         base = get_preset(self.MODEL.PRESET)
         size = tuple(self.MODEL.IMAGE_SIZE or base.image_size)
         return Preset(
             name=base.name, extra=self.MODEL.EXTRA or base.extra, image_size=size,
             heatmap_size=(size[0] // 4, size[1] // 4), num_joints=self.MODEL.NUM_JOINTS or base.num_joints,
-            sigma=base.sigma if self.MODEL.SIGMA is None else self.MODEL.SIGMA, schema=base.schema)
+            sigma=base.sigma if self.MODEL.SIGMA is None else self.MODEL.SIGMA, schema=base.schema,
+            network=base.network)
 
 
 def _is_section(tp) -> bool:
@@ -277,6 +282,8 @@ def check_config(cfg: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise UserError(f"config key {key} must be > 0, got {value}")
+    if not 0.0 <= cfg.DATASET.LIMB_GUIDE < 1.0:
+        raise UserError(f"config key DATASET.LIMB_GUIDE must be in [0, 1), got {cfg.DATASET.LIMB_GUIDE}")
     if cfg.WORKERS < 0:
         raise UserError(f"config key WORKERS must be >= 0, got {cfg.WORKERS}")
     if cfg.MODEL.IMAGE_SIZE is not None and len(cfg.MODEL.IMAGE_SIZE) != 2:

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from engines.coco_eval import coco_ap
+from engines.formats.coco_eval import coco_ap
 from engines.detectors.centernet import CenterNetNet, decode_centernet, encode_centernet_targets
 from engines.detectors.onnx_yolo import PAD_VALUE, letterbox
 from engines.errors import UserError
@@ -215,7 +215,7 @@ class DetectorTrainer(Trainer):
     def build_model(self) -> torch.nn.Module:
         model = CenterNetNet()  # PyTorch's default init; the heatmap bias starts at a 0.1 prior
         if self.cfg.MODEL.PRETRAINED:
-            from engines.weights import load_weights
+            from engines.models.weights import load_weights
 
             load_weights(model, self.cfg.MODEL.PRETRAINED)
         return model
@@ -232,7 +232,7 @@ class DetectorTrainer(Trainer):
     def validate(self, results_path: Path | None = None) -> dict:
         results = predict_boxes(unwrap(self.model), self.val_loader, self.device, self.progress)
         if results_path is not None:
-            from engines.atomic import write_json_atomic
+            from engines.hub.atomic import write_json_atomic
 
             write_json_atomic(results_path, results)
         stats = coco_ap(self.data.val_annotations, results, "bbox")

@@ -1,6 +1,6 @@
 """Validation as the official HRNet code does it: flip test, heatmap decode, rescoring by the mean
 of confident joint scores times the box score, OKS-NMS per image, then COCO keypoint AP
-(engines.coco_eval) against the annotation file."""
+(engines.formats.coco_eval) against the annotation file."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from engines.codec import decode_heatmaps, flip_back, fuse_flip
-from engines.oks import oks_nms, soft_oks_nms
+from engines.pose.codec import decode_heatmaps, flip_back, fuse_flip
+from engines.pose.oks import oks_nms, soft_oks_nms
 
 __all__ = ["predict", "rescore_and_nms", "to_coco_results"]
 

@@ -5,7 +5,7 @@ Run folder contents (written by rank 0):
     config.yaml         resolved config of the latest invocation
     checkpoint.pth      model, optimizer, scheduler, scaler, epoch, best metric, history (every epoch)
     model_best.pth      state_dict of the best validation epoch (AP, or -loss without AP)
-    final_state.pth     state_dict after the last epoch (loads with engines.weights.load_weights)
+    final_state.pth     state_dict after the last epoch (loads with engines.models.weights.load_weights)
     metrics.csv, loss.png, ap.png, tb/ (TensorBoard), val_results.json (last COCO results)
 
 Exact resume: model init, data order (DistributedSampler seeded by SEED + epoch) and every
@@ -27,10 +27,10 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from engines.atomic import save_torch_atomic, write_json_atomic
-from engines.coco_eval import coco_keypoint_ap
+from engines.hub.atomic import save_torch_atomic, write_json_atomic
+from engines.formats.coco_eval import coco_keypoint_ap
 from engines.errors import UserError
-from engines.hrnet import build_hrnet
+from engines.models.presets import build_network
 from trainer.config import Config, config_to_dict
 from trainer.datasets import DatasetBundle, build_datasets
 from trainer.distributed import DistContext, broadcast_object, unwrap, wrap_model
@@ -38,9 +38,31 @@ from trainer.evaluate import predict, to_coco_results
 from trainer.logs import write_metrics_csv, write_plots
 from trainer.loss import build_loss
 
-__all__ = ["Trainer", "CHECKPOINT", "BEST", "FINAL", "seed_everything"]
+__all__ = ["Trainer", "CHECKPOINT", "BEST", "FINAL", "seed_everything", "load_checkpoint"]
 
 CHECKPOINT, BEST, FINAL = "checkpoint.pth", "model_best.pth", "final_state.pth"
+
+
+# what attach() reads; a file without them is not a training state
+CHECKPOINT_KEYS = ("epoch", "state_dict", "optimizer", "scheduler", "scaler", "best_perf", "best_epoch",
+                   "best_metric", "history")
+
+
+def load_checkpoint(path: Path, device="cpu") -> dict:
+    """The training state saved in `path`. A damaged file (empty, truncated, not a checkpoint) is
+    a UserError naming it and the ways on; the file itself is never touched."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        missing = [k for k in CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) else ["all"]
+        problem = f"no {', '.join(missing)}" if missing else ""
+    except Exception as exc:  # torch raises EOFError, RuntimeError, KeyError, UnpicklingError...
+        problem = (str(exc).splitlines() or [""])[0][:80] or type(exc).__name__
+    if problem:
+        best = Path(path).with_name(BEST)
+        restore = f", or go on from the best weights: --new-run MODEL.PRETRAINED {best}" if best.exists() else ""
+        raise UserError(f"{path} is damaged ({path.stat().st_size} bytes: {problem}) and was left as it is: "
+                        f"start a new run with --new-run{restore}")
+    return ckpt
 
 
 def seed_everything(seed: int) -> None:
@@ -107,10 +129,10 @@ class Trainer:
 
     def build_model(self) -> torch.nn.Module:
         preset = self.cfg.preset()
-        model = build_hrnet(preset.extra, preset.num_joints)
+        model = build_network(preset)
         init_weights(model)
         if self.cfg.MODEL.PRETRAINED:
-            from engines.weights import load_weights
+            from engines.models.weights import load_weights
 
             load_weights(model, self.cfg.MODEL.PRETRAINED)
         return model
@@ -133,7 +155,7 @@ class Trainer:
         path = self.run_dir / CHECKPOINT
         if not path.exists():
             return
-        ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        ckpt = load_checkpoint(path, self.device)
         unwrap(self.model).load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])

@@ -72,8 +72,10 @@ def _run_number(path: Path) -> int:
 
 
 def _checkpoint_epoch(run_dir: Path) -> int | None:
+    from trainer.train import load_checkpoint
+
     ckpt = run_dir / "checkpoint.pth"
-    return torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"] if ckpt.exists() else None
+    return load_checkpoint(ckpt)["epoch"] if ckpt.exists() else None
 
 
 def choose_run(cfg: Config, cfg_path: Path, overrides: Sequence[str], run: str | None = None,
@@ -124,9 +126,9 @@ def trainer_class(cfg: Config):
 
 
 def evaluate_weights(trainer, weights: Path) -> int:
-    from engines.weights import load_weights
+    from engines.models.weights import load_weights
     from trainer.distributed import unwrap
-    from engines.coco_eval import STAT_NAMES
+    from engines.formats.coco_eval import STAT_NAMES
 
     load_weights(unwrap(trainer.model), weights)
     stats = trainer.validate()
@@ -173,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         trainer = make_trainer(cfg, ctx, progress=not args.no_progress)  # checks data before any output
         if ctx.is_main:
-            from engines.atomic import write_text_atomic
+            from engines.hub.atomic import write_text_atomic
 
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.yaml", dump_config(cfg))

@@ -9,37 +9,39 @@ from engines.errors import UserError
 __all__ = ["Detector", "validate_frame", "nms", "box_iou", "load_detector"]
 
 
-def load_detector(name: str, device: str = "cpu", **options) -> Detector:
+def load_detector(name: str, device: str = "cpu", cache: str | None = None, **options) -> Detector:
     """A person detector on `device` ("cpu", "cuda", "cuda:N"; HOG is CPU-only, ONNX detectors
     use onnxruntime's CUDA provider where it is installed) from
-    - "centernet" (bundled, trained here on synthetic people) or "centernet:FILE" (a checkpoint
-      of that network),
-    - "hog" (OpenCV),
+    - a catalogue name (engines.models.catalogue): "centernet" (bundled, trained here on
+      synthetic people), "hog" (OpenCV), "yolox-nano"/"yolox-tiny"/"yolox-s" (fetched on first use),
+    - "centernet:FILE" (a checkpoint of the bundled network),
     - an ONNX file: "yolox:FILE" / "yolo:FILE" name the layout, a bare FILE is told apart by its
-      output shape ([1,N,5+C] YOLOX, [1,4+C,N] Ultralytics),
-    - a registry name (yolox-nano, ...), fetched on first use."""
-    from engines.detectors.onnx_yolo import open_onnx_detector
-    from engines.registry import REGISTRY, resolve
+      output shape ([1,N,5+C] YOLOX, [1,4+C,N] Ultralytics)."""
+    from engines.hub.cache import model_file
+    from engines.models.catalogue import CATALOGUE, names
 
-    kind, _, path = name.partition(":")
+    model = CATALOGUE.get(name)
+    if model is not None and model.task == "detector":
+        kind, path = model.kind, model_file(model, cache)
+    else:
+        kind, _, path = name.partition(":")
     if kind == "centernet":
         from engines.detectors.centernet import load_centernet
 
         return load_centernet(path or None, device=device, **options)
-    if name == "hog":
+    if kind == "hog":
         from engines.detectors.hog import HogDetector
 
         return HogDetector(**options)
+    from engines.detectors.onnx_yolo import open_onnx_detector
+
     options.setdefault("providers", onnx_providers(device))
     if kind in ("yolox", "yolo") and path:
         return open_onnx_detector(path, kind, **options)
-    if name not in REGISTRY and not Path(name).expanduser().is_file():
-        fetched = ", ".join(n for n, entry in REGISTRY.items() if entry.kind == "detector")
-        raise UserError(f"{name}: no such file and not a detector (centernet, hog, {fetched}, "
+    if not Path(name).expanduser().is_file():
+        raise UserError(f"{name}: no such file and not a detector ({', '.join(names('detector'))}, "
                         f"centernet:FILE, yolox:FILE, yolo:FILE or an ONNX file)")
-    layout = REGISTRY[name].preset if name in REGISTRY else None
-    return open_onnx_detector(resolve(name, "detector"), layout if layout in ("yolox", "yolo") else "auto",
-                              **options)
+    return open_onnx_detector(name, "auto", **options)
 
 
 def onnx_providers(device: str) -> list:

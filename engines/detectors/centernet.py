@@ -142,7 +142,7 @@ def load_centernet(weights: str | None = None, input_size_wh=BUNDLED_INPUT, devi
                    **options) -> CenterNetDetector:
     """The bundled detector, or a CenterNetNet checkpoint written by `python -m trainer` with
     `MODEL.KIND centernet` (run it at the input size it was trained at)."""
-    from engines.weights import bundled_weights, load_weights
+    from engines.models.weights import bundled_weights, load_weights
 
     # its scores run lower than YOLO's: on held-out synthetic frames 0.25 keeps ~85% of people at
     # ~7% false detections (0.3: 81% / 3%)

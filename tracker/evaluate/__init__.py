@@ -1,4 +1,4 @@
-"""PoseTrack evaluation with the official poseval semantics (mAP, MOTA) plus IDF1."""
+"""PoseTrack evaluation: poseval's mAP and MOTA, PoseTrack21's HOTA (DetA, AssA, LocA), plus IDF1."""
 
 from tracker.evaluate.evaluate import EvaluationResult, evaluate_folders, evaluate_sequences
 

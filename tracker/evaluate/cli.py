@@ -1,4 +1,4 @@
-"""`python -m tracker eval --gt DIR --pred DIR [--json]`: PoseTrack mAP / MOTA table like poseval's."""
+"""`python -m tracker eval --gt DIR --pred DIR [--json]`: PoseTrack mAP / MOTA table like poseval's, plus HOTA."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-from tracker.evaluate.evaluate import GROUP_NAMES, evaluate_folders
+from tracker.evaluate.evaluate import GROUP_NAMES, HOTA_NAMES, evaluate_folders
 
 
 def _row(label: str, values: dict[str, float]) -> str:
@@ -16,7 +16,8 @@ def _row(label: str, values: dict[str, float]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tracker eval",
-                                     description="PoseTrack evaluation (poseval semantics): mAP, MOTA, IDF1.")
+                                     description="PoseTrack evaluation: mAP, MOTA (poseval), HOTA, DetA, AssA, LocA "
+                                                 "(PoseTrack21), IDF1.")
     parser.add_argument("--gt", required=True, help="folder of ground-truth sequence JSON files")
     parser.add_argument("--pred", required=True, help="folder of prediction JSON files with the same names")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
         return 0
     print(f"{result.num_sequences} sequences, {result.num_frames} labelled frames")
     print(f"{'':<6}" + "".join(f"{g:>7}" for g in GROUP_NAMES))
-    for key in ("mAP", "MOTA", "MOTP", "IDF1"):
+    for key in ("mAP", "MOTA", "MOTP", "IDF1", *HOTA_NAMES):
         print(_row(key, summary[key]))
     print(f"ID switches (all joints): {summary['id_switches']}")
     return 0

@@ -1,4 +1,8 @@
-"""Evaluate a folder of predicted PoseTrack files against a folder of ground truth (poseval semantics)."""
+"""Evaluate a folder of predicted PoseTrack files against a folder of ground truth.
+
+mAP, MOTA, MOTP follow poseval (frames.py, metrics.py); HOTA, DetA, AssA, LocA follow PoseTrack21
+(hota.py); IDF1 is our addition.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import UserError
-from engines.posetrack import POSETRACK17_JOINTS, load_sequence
-from tracker.evaluate.frames import NUM_EVAL_JOINTS, prepare_sequence
+from engines.formats.posetrack import POSETRACK17_JOINTS, load_sequence
+from tracker.evaluate.frames import NUM_EVAL_JOINTS, prepare_labelled_frames, prepare_sequence
+from tracker.evaluate.hota import HotaCounts, hota_sequence
 from tracker.evaluate.metrics import JOINT_GROUPS, SequenceCounts, assign_frame, average_precision, count_sequence
 
 __all__ = ["EvaluationResult", "evaluate_folders", "evaluate_sequences"]
 
 GROUP_NAMES = list(JOINT_GROUPS) + ["Total"]
+HOTA_NAMES = ("HOTA", "DetA", "AssA", "LocA")
 
 
 @dataclass
@@ -27,24 +33,30 @@ class EvaluationResult:
     recall: np.ndarray      # (15,) MOT recall
     idf1: np.ndarray        # (15,)
     counts: SequenceCounts  # summed over sequences
+    hota: HotaCounts        # PoseTrack21's HOTA sums over sequences
     num_sequences: int
     num_frames: int         # evaluated (labelled) frames
 
     @staticmethod
-    def grouped(per_joint: np.ndarray) -> dict[str, float]:
-        """Head .. Ankl as the plain mean of their joints, Total as the mean of non-NaN joints."""
+    def grouped(per_joint: np.ndarray, total: float | None = None) -> dict[str, float]:
+        """Head .. Ankl as the plain mean of their joints; Total given, or the mean of non-NaN joints."""
         out = {name: float(per_joint[idx].mean()) for name, idx in JOINT_GROUPS.items()}
-        finite = per_joint[~np.isnan(per_joint)]
-        out["Total"] = float(finite.mean()) if finite.size else float("nan")
+        if total is None:
+            finite = per_joint[~np.isnan(per_joint)]
+            total = float(finite.mean()) if finite.size else float("nan")
+        out["Total"] = total
         return out
 
     def summary(self) -> dict:
+        hota_joints, hota_total = self.hota.per_joint(), self.hota.total()
         return {
             "mAP": self.grouped(self.ap), "MOTA": self.grouped(self.mota), "MOTP": self.grouped(self.motp),
             "precision": self.grouped(self.precision), "recall": self.grouped(self.recall),
             "IDF1": self.grouped(self.idf1),
+            **{key: self.grouped(hota_joints[key], hota_total[key]) for key in HOTA_NAMES},
             "id_switches": int(self.counts.switches.sum()),
-            "per_joint": {name: {"AP": float(self.ap[j]), "MOTA": float(self.mota[j]), "IDF1": float(self.idf1[j])}
+            "per_joint": {name: {"AP": float(self.ap[j]), "MOTA": float(self.mota[j]), "IDF1": float(self.idf1[j]),
+                                 **{key: float(hota_joints[key][j]) for key in HOTA_NAMES}}
                           for j, name in enumerate(POSETRACK17_JOINTS)},
             "sequences": self.num_sequences, "frames": self.num_frames,
         }
@@ -61,8 +73,10 @@ def evaluate_sequences(pairs: list[tuple[str, object, str, object]]) -> Evaluati
     labels = [[] for _ in range(NUM_EVAL_JOINTS)]
     num_gt = np.zeros(NUM_EVAL_JOINTS)
     totals = SequenceCounts()
+    hota = HotaCounts()
     n_frames = 0
     for gt_source, gt, pred_source, pred in pairs:
+        hota += hota_sequence(prepare_labelled_frames(gt, pred, gt_source, pred_source))
         assignments = [assign_frame(f) for f in prepare_sequence(gt, pred, gt_source, pred_source)]
         n_frames += len(assignments)
         for a in assignments:
@@ -80,7 +94,7 @@ def evaluate_sequences(pairs: list[tuple[str, object, str, object]]) -> Evaluati
     precision = 100 * _ratio(c.detections, c.false_positives + c.detections)
     recall = 100 * _ratio(c.detections, c.objects)
     idf1 = 100 * _ratio(2 * c.id_tp, c.id_gt + c.id_pr)
-    return EvaluationResult(ap, mota, motp, precision, recall, idf1, c, len(pairs), n_frames)
+    return EvaluationResult(ap, mota, motp, precision, recall, idf1, c, hota, len(pairs), n_frames)
 
 
 def evaluate_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike) -> EvaluationResult:

@@ -1,4 +1,4 @@
-"""Frames as the official PoseTrack evaluation (poseval) sees them, built from PoseTrack files.
+"""Frames as the official PoseTrack evaluations see them, built from PoseTrack files.
 
 Rules taken from poseval (py/eval_helpers.py, py/convert.py):
 - 15 joints in poseval's order (`POSETRACK17_JOINTS`: right_ankle .. left_wrist, head_bottom,
@@ -10,6 +10,9 @@ Rules taken from poseval (py/eval_helpers.py, py/convert.py):
   and predictions, then people left with no joints are removed;
 - a predicted joint without a score gets poseval's MIN_SCORE (-9999);
 - the head size of a ground-truth person is 0.6 x the diagonal of its head box.
+
+The PoseTrack21 evaluation (HOTA, `hota.py`) applies the same joint, pairing, ignore-region and
+head-size rules but scores every frame marked `is_labeled` instead (`prepare_labelled_frames`).
 
 Guesses, where poseval has no rule or would crash:
 - inside-ness uses the even-odd rule with points on an edge counted outside (shapely's
@@ -25,9 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from engines.errors import UserError
-from engines.posetrack import POSETRACK17_TO_18, PoseTrackSequence, joints_present
+from engines.formats.posetrack import POSETRACK17_TO_18, PoseTrackFrame, PoseTrackSequence, joints_present
 
-__all__ = ["EvalFrame", "prepare_sequence", "points_in_polygon", "NUM_EVAL_JOINTS", "MIN_SCORE"]
+__all__ = ["EvalFrame", "prepare_sequence", "prepare_labelled_frames", "points_in_polygon", "NUM_EVAL_JOINTS",
+           "MIN_SCORE"]
 
 NUM_EVAL_JOINTS = 15
 MIN_SCORE = -9999.0
@@ -80,32 +84,45 @@ def _check_unique_ids(ids: np.ndarray, source: str, frame: int) -> None:
         raise UserError(f"{source}: frame {frame} has duplicate track ids {sorted(ids.tolist())}")
 
 
-def prepare_sequence(gt: PoseTrackSequence, pred: PoseTrackSequence, gt_source: str, pred_source: str) -> list[EvalFrame]:
-    """The evaluated frames of one sequence, in order."""
+def _eval_frame(g: PoseTrackFrame, p: PoseTrackFrame, index: int, gt_source: str, pred_source: str) -> EvalFrame:
+    """One ground-truth frame and its prediction with ignore regions applied, in poseval's joint order."""
+    _check_unique_ids(p.track_ids, pred_source, index)
+    _check_unique_ids(g.track_ids, gt_source, index)
+    gk, pk = g.keypoints[:, POSETRACK17_TO_18], p.keypoints[:, POSETRACK17_TO_18]
+    gt_has, pr_has = joints_present(gk), joints_present(pk)
+    gt_keep, pr_keep = np.ones(g.num_people, bool), np.ones(p.num_people, bool)
+    if g.ignore_regions:
+        gt_has, gt_keep = _remove_ignored(gk[:, :, :2], gt_has, g.ignore_regions)
+        pr_has, pr_keep = _remove_ignored(pk[:, :, :2], pr_has, g.ignore_regions)
+    heads = g.head_boxes[gt_keep]
+    if not np.all(np.isfinite(heads)):
+        raise UserError(f"{gt_source}: frame {index} has a person without a head box (bbox_head)")
+    score = p.scores[:, POSETRACK17_TO_18]
+    return EvalFrame(
+        gt_xy=gk[gt_keep, :, :2].astype(np.float64), gt_has=gt_has[gt_keep],
+        gt_head=0.6 * np.hypot(heads[:, 2] - heads[:, 0], heads[:, 3] - heads[:, 1]),
+        gt_ids=g.track_ids[gt_keep],
+        pr_xy=pk[pr_keep, :, :2].astype(np.float64), pr_has=pr_has[pr_keep],
+        pr_score=np.where(np.isnan(score), MIN_SCORE, score)[pr_keep].astype(np.float64),
+        pr_ids=p.track_ids[pr_keep])
+
+
+def _paired_frames(gt: PoseTrackSequence, pred: PoseTrackSequence, gt_source: str, pred_source: str):
     if len(gt.frames) != len(pred.frames):
         raise UserError(f"{pred_source}: {len(pred.frames)} frames but the ground truth "
                         f"{gt_source} has {len(gt.frames)} (frames are paired by position)")
-    out = []
-    for index, (g, p) in enumerate(zip(gt.frames, pred.frames)):
-        if g.num_people == 0:
-            continue
-        _check_unique_ids(p.track_ids, pred_source, index)
-        _check_unique_ids(g.track_ids, gt_source, index)
-        gk, pk = g.keypoints[:, POSETRACK17_TO_18], p.keypoints[:, POSETRACK17_TO_18]
-        gt_has, pr_has = joints_present(gk), joints_present(pk)
-        gt_keep, pr_keep = np.ones(g.num_people, bool), np.ones(p.num_people, bool)
-        if g.ignore_regions:
-            gt_has, gt_keep = _remove_ignored(gk[:, :, :2], gt_has, g.ignore_regions)
-            pr_has, pr_keep = _remove_ignored(pk[:, :, :2], pr_has, g.ignore_regions)
-        heads = g.head_boxes[gt_keep]
-        if not np.all(np.isfinite(heads)):
-            raise UserError(f"{gt_source}: frame {index} has a person without a head box (bbox_head)")
-        score = p.scores[:, POSETRACK17_TO_18]
-        out.append(EvalFrame(
-            gt_xy=gk[gt_keep, :, :2].astype(np.float64), gt_has=gt_has[gt_keep],
-            gt_head=0.6 * np.hypot(heads[:, 2] - heads[:, 0], heads[:, 3] - heads[:, 1]),
-            gt_ids=g.track_ids[gt_keep],
-            pr_xy=pk[pr_keep, :, :2].astype(np.float64), pr_has=pr_has[pr_keep],
-            pr_score=np.where(np.isnan(score), MIN_SCORE, score)[pr_keep].astype(np.float64),
-            pr_ids=p.track_ids[pr_keep]))
-    return out
+    return enumerate(zip(gt.frames, pred.frames))
+
+
+def prepare_sequence(gt: PoseTrackSequence, pred: PoseTrackSequence, gt_source: str,
+                     pred_source: str) -> list[EvalFrame]:
+    """The frames poseval evaluates (ground truth lists at least one person), in order."""
+    return [_eval_frame(g, p, i, gt_source, pred_source)
+            for i, (g, p) in _paired_frames(gt, pred, gt_source, pred_source) if g.num_people > 0]
+
+
+def prepare_labelled_frames(gt: PoseTrackSequence, pred: PoseTrackSequence, gt_source: str,
+                            pred_source: str) -> list[EvalFrame]:
+    """The frames the PoseTrack21 evaluation (HOTA) scores: every frame marked `is_labeled`, people or not."""
+    return [_eval_frame(g, p, i, gt_source, pred_source)
+            for i, (g, p) in _paired_frames(gt, pred, gt_source, pred_source) if g.is_labeled]

@@ -9,9 +9,12 @@ Per evaluated frame (poseval's `assignGTmulti`):
   prediction's joints are false positives. Each predicted joint contributes (score, label) to its
   joint's list; annotated ground-truth joints count as positives.
 - AP per joint: predictions ranked by score (numpy's default argsort, reversed, as poseval does),
-  precision/recall, VOC area under the monotone precision envelope, x100. No predictions -> 0;
-  no ground truth for a joint -> NaN (poseval divides by zero there); Total = mean of the
-  non-NaN joints; a group (Head, Shou, ...) is the plain mean of its joints, as poseval prints it.
+  precision/recall, VOC area under the monotone precision envelope, x100. As in poseval's
+  `computeMetrics` (AP starts at 0 and is only computed when the joint has predictions):
+  no predictions of a joint -> 0, whether or not the ground truth has it (so a joint absent
+  from both counts as 0 in the Total); predictions but no ground truth -> NaN (poseval's recall
+  divides 0 by 0 there). Total = mean of the non-NaN joints; a group (Head, Shou, ...) is the
+  plain mean of its joints (NaN if one is NaN), as poseval prints it.
 - MOT per joint: ground-truth and predicted people that have the joint, with distances kept only
   where matched; a frame without ground truth or without predictions is scored, as in poseval, as
   one fake object and one fake hypothesis that cannot match (one miss and one false positive).
@@ -20,10 +23,14 @@ Per evaluated frame (poseval's `assignGTmulti`):
   id matched to another hypothesis than the last time. Each sequence starts fresh and its last
   evaluated frame is left out (poseval's `imgidxs[:-1]`). Counts are summed over sequences per joint,
   MOTA = 100 (1 - (misses + switches + false positives) / objects), MOTP = 100 (1 - sum dist / matches),
-  Total = mean of the non-NaN joints. Checked against py-motmetrics 1.4.0 on random sequences: the
-  same misses, switches, false positives, objects and matches. "sum dist" is over matched pairs,
-  as poseval's `events['D'].sum()` was with the motmetrics of its time (newer motmetrics also
-  logs RAW distance events, which would inflate that sum).
+  precision = matches / (matches + false positives), recall = matches / objects, as poseval's
+  `computeMetrics`: a joint without objects has MOTA and recall NaN, one without matches MOTP 0,
+  one without matches or false positives precision NaN; Total = mean of the non-NaN joints (so a
+  joint absent from ground truth and predictions is left out of MOTA but counts as 0 in MOTP).
+  Checked against py-motmetrics 1.4.0 on random sequences: the same misses, switches, false
+  positives, objects and matches. "sum dist" is over matched pairs, as poseval's `events['D'].sum()`
+  was with the motmetrics of its time (newer motmetrics also logs RAW distance events, which would
+  inflate that sum).
 - IDF1 (not in poseval; our addition): per sequence and joint, ground-truth and predicted track ids
   are paired one-to-one to maximise the frames in which they match (same frames and matches as
   MOT, fake entries not counted); IDF1 = 2 IDTP / (ground-truth joints + predicted joints).
@@ -98,11 +105,11 @@ def assign_frame(f: EvalFrame) -> FrameAssignment:
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray, num_positives: float) -> float:
-    """VOC-style AP x100 of ranked predictions (poseval's computeRPC + VOCap)."""
-    if num_positives == 0:
-        return float("nan")
+    """VOC-style AP x100 of ranked predictions (poseval's computeRPC + VOCap); 0 without predictions."""
     if len(scores) == 0:
         return 0.0
+    if num_positives == 0:
+        return float("nan")
     order = np.asarray(scores).argsort()[::-1]
     tp = np.cumsum(np.asarray(labels)[order] == 1)
     recall = tp / num_positives

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.schemas import COCO17, POSETRACK18
+from engines.pose.schemas import COCO17, POSETRACK18
 
 __all__ = ["to_posetrack18_keypoints"]
 

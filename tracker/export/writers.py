@@ -2,27 +2,27 @@
 
 Every writer takes `write(frame_index, timestamp, tracks)` once per frame (also for frames with no
 people, so frame positions line up with the video) and `close()` at the end; all are context
-managers. Files stay valid if the run is interrupted (Ctrl+C, crash):
-- JSON writers rewrite the whole file atomically (temporary file + rename) at most every
-  `flush_seconds` and on close, so the file on disk is always a complete sequence of the frames so far;
-- line formats (JSONL, CSV, MOT) write each frame's lines in one call and flush, so at worst the
-  last frame is missing.
+managers. The cost of a frame does not grow with the run, and what is on disk stays usable if the
+run stops early (Ctrl+C, crash, SIGKILL, full disk):
+- PoseTrack writers append each frame to a hidden journal (`tracker.export.journal`) and write
+  the JSON file atomically on close; after a crash the journal recovers it;
+- line formats (JSONL, CSV, MOT) write each frame's lines in one call and flush; a write that
+  fails (disk full) is cut back, so the file ends with the last whole frame.
+A failed write raises `WriteError` naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
-from engines.posetrack import (
-    PoseTrackFrame, PoseTrackSequence, make_image_id, write_posetrack17, write_posetrack18,
-)
-from engines.schemas import get_schema
+from engines.formats.posetrack import PoseTrackFrame, make_image_id
+from engines.pose.schemas import get_schema
 from tracker.export.head import to_posetrack18_keypoints
+from tracker.export.journal import Journal, write_failed
 from tracker.tracking import TrackBatch
 
 __all__ = ["PoseTrack18Writer", "PoseTrack17Writer", "JsonlWriter", "CsvWriter", "MotWriter", "TrackWriter"]
@@ -53,13 +53,13 @@ class TrackWriter:
 
 
 class _PoseTrackWriter(TrackWriter):
-    """Collects frames of one sequence and rewrites the JSON atomically now and then."""
+    """The frames of one sequence, journalled as they come, written as one JSON file on close."""
 
-    _write_file = staticmethod(write_posetrack18)
+    _format = "posetrack18"
 
     def __init__(self, path: str | os.PathLike, schema: str = "coco17", sequence: str | None = None,
                  file_name_pattern: str = "images/{sequence}/{frame:06d}.jpg", min_joint_score: float = 0.0,
-                 raw: bool = False, flush_seconds: float = 2.0):
+                 raw: bool = False):
         self.path = Path(path)
         self.schema = get_schema(schema).name
         self.sequence = sequence or self.path.stem
@@ -68,37 +68,36 @@ class _PoseTrackWriter(TrackWriter):
         self.pattern = file_name_pattern
         self.min_joint_score = min_joint_score
         self.raw = raw
-        self.flush_seconds = flush_seconds
-        self._frames: list[PoseTrackFrame] = []
-        self._last_flush = time.monotonic()
-        self._closed = False
+        self._journal = Journal(self.path, self._format, self.sequence, self.vid_id)
+        self._next_frame = 0
 
     def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
-        kpts = to_posetrack18_keypoints(_keypoints(tracks, self.raw), self.schema)
+        # PoseTrack evaluations pair frames by position: a frame the source lost (undecodable,
+        # unreadable image) gets an empty entry, so every later frame stays in its place
+        for lost in range(self._next_frame, frame_index):
+            self._append(lost, np.zeros(0, np.int64), np.zeros((0, 17, 3), np.float32),
+                         np.zeros((0, 4), np.float32))
+        self._next_frame = max(self._next_frame, frame_index + 1)
+        self._append(frame_index, tracks.ids.astype(np.int64),
+                     to_posetrack18_keypoints(_keypoints(tracks, self.raw), self.schema),
+                     tracks.boxes[:, :4].astype(np.float32))
+
+    def _append(self, frame_index: int, ids: np.ndarray, kpts: np.ndarray, boxes: np.ndarray) -> None:
         weak = (kpts[:, :, 2] < self.min_joint_score) | ~(kpts[:, :, 2] > 0)  # score 0 or NaN: no joint
         scores = kpts[:, :, 2].copy()
         scores[weak] = 0.0
         kpts[:, :, 2] = 1.0
         kpts[weak] = 0.0  # (0, 0, 0): the joint is left out
-        n = len(tracks)
-        frame = PoseTrackFrame(
+        n = len(ids)
+        self._journal.append(PoseTrackFrame(
             file_name=self.pattern.format(sequence=self.sequence, frame=frame_index),
             image_id=make_image_id(int(self.vid_id) % 1_000_000, frame_index), is_labeled=n > 0,
-            track_ids=tracks.ids.astype(np.int64), keypoints=kpts, scores=scores,
-            boxes=tracks.boxes[:, :4].astype(np.float32), head_boxes=np.full((n, 4), np.nan, np.float32))
-        self._frames.append(frame)
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        seq = PoseTrackSequence(self.sequence, self.vid_id, len(self._frames), self._frames)
-        self._write_file(self.path, seq)
-        self._last_flush = time.monotonic()
+            track_ids=ids, keypoints=kpts, scores=scores, boxes=boxes,
+            head_boxes=np.full((n, 4), np.nan, np.float32)))
 
     def close(self) -> None:
-        if not self._closed:
-            self.flush()
-            self._closed = True
+        if self._journal.path.exists():
+            self._journal.finish()
 
 
 class PoseTrack18Writer(_PoseTrackWriter):
@@ -108,16 +107,21 @@ class PoseTrack18Writer(_PoseTrackWriter):
 class PoseTrack17Writer(_PoseTrackWriter):
     """One PoseTrack 2017 `annolist` JSON per sequence."""
 
-    _write_file = staticmethod(write_posetrack17)
+    _format = "posetrack17"
 
 
 class _LineWriter(TrackWriter):
     def __init__(self, path: str | os.PathLike, schema: str = "coco17", raw: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.schema = get_schema(schema)
         self.raw = raw
-        self._file = open(self.path, "w", encoding="utf-8", newline="")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise write_failed(self.path, exc) from None
+        # bytes of whole frames in a file of our own (None for /dev/stdout and the like)
+        self._good = 0 if self.path.parts[:2] != ("/", "dev") else None
         header = self._header()
         if header:
             self._emit(header)
@@ -126,12 +130,22 @@ class _LineWriter(TrackWriter):
         return ""
 
     def _emit(self, text: str) -> None:
-        self._file.write(text)
-        self._file.flush()
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except OSError as exc:
+            self.close()
+            if self._good is not None:
+                os.truncate(self.path, self._good)  # drop the part of the frame that got written
+            raise write_failed(self.path, exc) from None
+        if self._good is not None:
+            self._good += len(text.encode("utf-8"))
 
     def close(self) -> None:
-        if not self._file.closed:
+        try:
             self._file.close()
+        except OSError:
+            pass  # only the unwritten rest of a failed frame, already reported by _emit
 
 
 def _num(v) -> float | None:

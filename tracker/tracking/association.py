@@ -1,25 +1,19 @@
-"""Frame-to-frame association: pose/box similarity and gated optimal assignment."""
+"""Frame-to-frame association: pose/box similarity, gated optimal assignment, and `Matches`, what
+one association stage returns."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from engines.oks import oks_matrix
+from engines.detectors.nms import box_iou
+from engines.pose.oks import oks_matrix
 
-__all__ = ["box_iou", "pose_similarity", "gated_assignment", "FLIP_CHECK_BELOW"]
+__all__ = ["pose_similarity", "gated_assignment", "Matches", "match_rows", "FLIP_CHECK_BELOW"]
 
 FLIP_CHECK_BELOW = 0.5  # a detection whose best OKS is below this is also tried left/right-swapped
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N,M) IoU of xyxy boxes a (N,4+) and b (M,4+)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:4], b[None, :, 2:4])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:4] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:4] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def pose_similarity(track_boxes: np.ndarray, track_kpts: np.ndarray, det_boxes: np.ndarray,
@@ -36,14 +30,14 @@ def pose_similarity(track_boxes: np.ndarray, track_kpts: np.ndarray, det_boxes: 
     if len(track_boxes) == 0 or len(det_boxes) == 0:
         empty = np.zeros((len(track_boxes), len(det_boxes)))
         return empty, empty.astype(bool)
-    areas = np.prod(track_boxes[:, 2:4] - track_boxes[:, :2], axis=1)
-    oks = np.array(oks_matrix(track_kpts, det_kpts, areas, sigmas, score_thresh=joint_thresh), np.float64)
+    areas = (track_boxes[:, 2] - track_boxes[:, 0]) * (track_boxes[:, 3] - track_boxes[:, 1])
+    oks = oks_matrix(track_kpts, det_kpts, areas, sigmas, joint_thresh)
     flipped = np.zeros(oks.shape, bool)
     if flip_perm is not None:
         # Only detections that no track explains well are tried swapped: the usual frame pays nothing.
         unclear = np.flatnonzero(oks.max(axis=0) < FLIP_CHECK_BELOW)
         if unclear.size:
-            oks_flip = oks_matrix(track_kpts, det_kpts[unclear][:, flip_perm], areas, sigmas, score_thresh=joint_thresh)
+            oks_flip = oks_matrix(track_kpts, det_kpts[unclear][:, flip_perm], areas, sigmas, joint_thresh)
             flipped[:, unclear] = oks_flip > oks[:, unclear]
             oks[:, unclear] = np.maximum(oks[:, unclear], oks_flip)
     iou = box_iou(track_boxes, det_boxes)
@@ -70,3 +64,36 @@ def gated_assignment(similarity: np.ndarray, min_similarity: float) -> tuple[np.
     free_cols = np.ones(cols, bool)
     free_cols[matches[:, 1]] = False
     return matches, np.flatnonzero(free_rows), np.flatnonzero(free_cols)
+
+
+@dataclass
+class Matches:
+    """One association stage's result: matched (track row, detection row) pairs and what is left."""
+
+    tracks: np.ndarray                # (K,) track rows
+    detections: np.ndarray            # (K,) detection rows
+    flipped: np.ndarray               # (K,) bool: the detection matched with left/right labels swapped
+    unmatched_tracks: np.ndarray      # track rows offered to the stage and left unmatched
+    unmatched_detections: np.ndarray  # detection rows offered to the stage and left unmatched
+
+    @staticmethod
+    def nothing(track_rows: np.ndarray, det_rows: np.ndarray) -> "Matches":
+        """No pairs: everything offered is left."""
+        none = np.zeros(0, np.int64)
+        return Matches(none, none, np.zeros(0, bool), track_rows, det_rows)
+
+    @staticmethod
+    def concatenate(stages: list["Matches"]) -> "Matches":
+        """The pairs of several stages (their leftovers are not merged: they are stage-specific)."""
+        none = np.zeros(0, np.int64)
+        return Matches(np.concatenate([m.tracks for m in stages]), np.concatenate([m.detections for m in stages]),
+                       np.concatenate([m.flipped for m in stages]), none, none)
+
+
+def match_rows(track_rows: np.ndarray, det_rows: np.ndarray, similarity: np.ndarray, flipped: np.ndarray,
+               min_similarity: float) -> Matches:
+    """Gated optimal matching of the given track and detection rows, `similarity` and `flipped`
+    being (len(track_rows), len(det_rows))."""
+    pairs, free_tracks, free_dets = gated_assignment(similarity, min_similarity)
+    return Matches(track_rows[pairs[:, 0]], det_rows[pairs[:, 1]], flipped[pairs[:, 0], pairs[:, 1]],
+                   track_rows[free_tracks], det_rows[free_dets])

@@ -55,13 +55,23 @@ class ConstantVelocityBank:
         self.p01 = (1 - k0) * p01
         self.p11 = p11 - k1 * p01
 
-    def take(self, rows: np.ndarray) -> "ConstantVelocityBank":
+    def __len__(self) -> int:
+        return int(self.pos.shape[0])
+
+    def __getitem__(self, rows) -> "ConstantVelocityBank":
         """A bank holding only the given leading-axis rows (index or boolean mask)."""
         out = object.__new__(ConstantVelocityBank)
-        for name in ("pos", "vel", "p00", "p01", "p11"):
+        for name in _ARRAYS:
             setattr(out, name, getattr(self, name)[rows])
         return out
 
-    def append(self, other: "ConstantVelocityBank") -> None:
-        for name in ("pos", "vel", "p00", "p01", "p11"):
-            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)], axis=0))
+    @staticmethod
+    def concatenate(banks: list["ConstantVelocityBank"]) -> "ConstantVelocityBank":
+        """One bank holding the rows of `banks` in order."""
+        out = object.__new__(ConstantVelocityBank)
+        for name in _ARRAYS:
+            setattr(out, name, np.concatenate([getattr(bank, name) for bank in banks], axis=0))
+        return out
+
+
+_ARRAYS = ("pos", "vel", "p00", "p01", "p11")

@@ -1,21 +1,20 @@
-"""Online multi-person pose tracker: one `update()` per frame, tracks held as rows of arrays.
+"""Online multi-person pose tracker: one `update()` per frame, tracks held as rows of a table.
 
-Per frame:
+Per frame (`PoseTracker.update` reads in this order):
 1. every track's Kalman filters predict to the frame's timestamp. All are constant-velocity
    filters: on the box (cx, cy, w, h), on the pose centre, and on each joint's offset from that
    centre. Splitting a joint into "where the body is" (measured by all joints at once, so with
    little noise, and allowed to accelerate) and "where the limb is relative to the body" (allowed
    less acceleration) smooths hard with little lag;
-2. high-score detections are matched to confirmed tracks (tracked or lost) by OKS + IoU with an
-   optimal, gated assignment; still-unmatched tracked tracks may take low-score detections
-   (ByteTrack's second stage); tentative tracks take what high-score detections are left;
+2. association in three stages, each a gated optimal assignment on OKS + IoU: high-score
+   detections with confirmed tracks (tracked or lost; a lost track also matches a detection
+   within its filter's uncertainty of its predicted place); low-score detections with the
+   tracked tracks still unmatched (ByteTrack's second stage: a half-hidden person is detected
+   weakly); the high-score detections left with tentative tracks;
 3. matched tracks update their filters, with each joint's measurement noise grown as its score
    falls, so weak joints lean on the prediction; unobserved joints keep the prediction;
-4. lifecycle: a tentative track is confirmed after `min_hits` consecutive hits and only then gets
-   an id (ids count up per tracker and are never reused); a tentative track that misses a frame
-   is dropped; a confirmed track that misses becomes lost, keeps predicting, and is recovered
-   when a detection appears near its predicted pose or, as the prediction grows uncertain,
-   within that uncertainty of its predicted place; after `lost_buffer` frames it is removed.
+4. the lifecycle state machine (lifecycle.py) moves every track on; confirmed tracks get ids;
+5. high-score detections nobody took start tentative tracks.
 
 Time is measured in frames of `frame_period` seconds, so irregular timestamps stretch the
 prediction step. Noise levels are fractions of the person's box height, so they hold at any scale.
@@ -28,38 +27,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from engines.errors import UserError
-from engines.schemas import get_schema
-from tracker.tracking.association import gated_assignment, pose_similarity
+from engines.pose.schemas import get_schema
+from tracker.tracking.association import Matches, match_rows, pose_similarity
+from tracker.tracking.config import TrackerConfig
 from tracker.tracking.kalman import ConstantVelocityBank
+from tracker.tracking.lifecycle import LOST, REMOVED, TENTATIVE, TRACKED, birth_state, next_states
+from tracker.tracking.tracks import TrackTable
 
-__all__ = ["TrackerConfig", "TrackBatch", "PoseTracker", "TENTATIVE", "TRACKED", "LOST"]
+__all__ = ["TrackerConfig", "TrackBatch", "PoseTracker"]
 
-TENTATIVE, TRACKED, LOST = 0, 1, 2
-_BOX_DIMS = 4  # cx, cy, w, h
-_POSE = _BOX_DIMS + 2  # then the pose centre x, y, then each joint's offset from that centre
+DEFAULT_SCHEMA = "coco17"
+DEFAULT_FRAME_PERIOD = 1 / 30
+# Filter state layout per track: box cx, cy, w, h; then the pose centre x, y; then each joint's
+# offset from that centre (x, y, joint after joint).
+_BOX, _CENTRE, _JOINTS = slice(0, 4), slice(4, 6), slice(6, None)
+_POSE = 6   # where the joints start
 _CHI2_99_2D = 9.21
-
-
-@dataclass
-class TrackerConfig:
-    schema: str = "coco17"             # joint order of the keypoints (OKS sigmas, flip pairs)
-    high_score: float = 0.5            # detections at or above take part in the first stage
-    low_score: float = 0.1             # below this a detection is ignored
-    new_track_score: float = 0.6       # an unmatched detection starts a track at or above this
-    min_similarity: float = 0.3        # gate of the first and third stages
-    low_min_similarity: float = 0.5    # gate of the low-score stage (stricter: weak detections)
-    oks_weight: float = 0.7            # similarity = w * OKS + (1 - w) * IoU
-    joint_score_thresh: float = 0.2    # joints below this are left out of OKS and of filter updates
-    flip_robust: bool = True           # also try the left/right-swapped detection; fix labels if it wins
-    min_hits: int = 3                  # consecutive hits before a track is confirmed
-    lost_buffer: int = 30              # frames a lost track is kept for recovery
-    output_coast_frames: int = 0       # lost tracks are reported (predicted) for this many frames
-    frame_period: float = 1 / 30       # seconds per frame; timestamps are converted with it
-    box_noise: float = 0.03            # box measurement std, fraction of box height
-    keypoint_noise: float = 0.01       # keypoint measurement std at score 1, fraction of box height
-    accel_noise: float = 0.01          # box and pose-centre acceleration std per frame^2, fraction of box height
-    pose_accel_noise: float = 0.003    # acceleration std of joint offsets from the centre, same units
-    velocity_init: float = 0.05        # initial velocity std per frame, fraction of box height
 
 
 @dataclass
@@ -82,22 +65,16 @@ class PoseTracker:
 
     def __init__(self, config: TrackerConfig | None = None):
         self.config = config or TrackerConfig()
-        schema = get_schema(self.config.schema)
-        self.num_joints = schema.num_joints
+        schema = get_schema(self.config.schema or DEFAULT_SCHEMA)
+        self.schema = schema.name
+        self.num_joints = j = schema.num_joints
         self._sigmas = schema.sigmas_array
         self._flip = schema.flip_permutation() if self.config.flip_robust else None
+        self._frame_period = self.config.frame_period or DEFAULT_FRAME_PERIOD
         self._next_id = 1
         self._last_time: float | None = None
         self.frame_index = -1
-        j = self.num_joints
-        self._ids = np.zeros(0, np.int64)
-        self._state = np.zeros(0, np.int8)
-        self._hits = np.zeros(0, np.int32)
-        self._since = np.zeros(0, np.int32)
-        self._score = np.zeros(0, np.float32)
-        self._joint_conf = np.zeros((0, j), np.float32)
-        self._raw = np.zeros((0, j, 3), np.float32)
-        self._bank = ConstantVelocityBank(np.zeros((0, _POSE + 2 * j)), 0.0, 0.0)
+        self.tracks = TrackTable.empty(num_joints=j, filter_dims=_POSE + 2 * j)
         self._accel_frac = np.concatenate([np.full(_POSE, self.config.accel_noise),
                                            np.full(2 * j, self.config.pose_accel_noise)])
 
@@ -108,56 +85,172 @@ class PoseTracker:
         cfg = self.config
         boxes, keypoints = self._sanitize(boxes, keypoints)
         self.frame_index += 1
-        self._predict(self._step(timestamp))
-        self._raw[:] = np.nan
+        self._predict(self._advance_clock(timestamp))
+        self.tracks.raw[:] = np.nan
+        predicted, detections = self._pose(self.tracks.filters.pos), (boxes, keypoints)
 
-        pred_boxes, pred_kpts = self._predicted_pose()
-        det_score = boxes[:, 4]
-        high = np.flatnonzero(det_score >= cfg.high_score)
-        low = np.flatnonzero((det_score >= cfg.low_score) & (det_score < cfg.high_score))
-        confirmed = np.flatnonzero(self._state != TENTATIVE)
-        tentative = np.flatnonzero(self._state == TENTATIVE)
+        score, state = boxes[:, 4], self.tracks.state
+        high = np.flatnonzero(score >= cfg.high_score)
+        low = np.flatnonzero((score >= cfg.low_score) & (score < cfg.high_score))
+        # 1. high-score detections with the confirmed tracks, tracked or lost
+        first = self._associate(predicted, detections, np.flatnonzero(state != TENTATIVE), high, cfg.min_similarity)
+        # 2. low-score detections with the tracked tracks the first stage left
+        left = first.unmatched_tracks
+        second = self._associate(predicted, detections, left[state[left] == TRACKED], low, cfg.low_min_similarity)
+        # 3. the high-score detections left with the tentative tracks
+        third = self._associate(predicted, detections, np.flatnonzero(state == TENTATIVE),
+                                first.unmatched_detections, cfg.min_similarity)
 
-        none = np.zeros(0, np.int64)
-        matched_tracks, matched_dets, flips = [none], [none], [np.zeros(0, bool)]
-
-        def stage(track_rows, det_rows, gate):
-            if track_rows.size == 0 or det_rows.size == 0:
-                return track_rows, det_rows
-            sim, flipped = pose_similarity(pred_boxes[track_rows], pred_kpts[track_rows], boxes[det_rows],
-                                           keypoints[det_rows], self._sigmas, self._flip, cfg.oks_weight,
-                                           cfg.joint_score_thresh)
-            lost = self._state[track_rows] == LOST
-            if lost.any():
-                sim[lost] = np.maximum(sim[lost], self._recovery_similarity(track_rows[lost], boxes[det_rows]))
-            m, ut, ud = gated_assignment(sim, gate)
-            matched_tracks.append(track_rows[m[:, 0]])
-            matched_dets.append(det_rows[m[:, 1]])
-            flips.append(flipped[m[:, 0], m[:, 1]])
-            return track_rows[ut], det_rows[ud]
-
-        left_tracks, left_high = stage(confirmed, high, cfg.min_similarity)
-        still_tracked = left_tracks[self._state[left_tracks] == TRACKED]
-        stage(still_tracked, low, cfg.low_min_similarity)
-        _, left_high = stage(tentative, left_high, cfg.min_similarity)
-
-        rows = np.concatenate(matched_tracks)
-        dets = np.concatenate(matched_dets)
-        flip = np.concatenate(flips)
-        det_kpts = keypoints[dets]
-        if self._flip is not None and flip.any():
-            det_kpts[flip] = det_kpts[flip][:, self._flip]
-        self._correct(rows, boxes[dets], det_kpts)
-        self._advance_lifecycle(rows)
-        starters = left_high[det_score[left_high] >= cfg.new_track_score]
+        matches = Matches.concatenate([first, second, third])
+        self._correct(matches, boxes, keypoints)
+        self._advance_lifecycle(matches.tracks)
+        unclaimed = third.unmatched_detections
+        starters = unclaimed[score[unclaimed] >= cfg.new_track_score]
         self._start_tracks(boxes[starters], keypoints[starters])
         return self._report()
 
+    def predicted_people(self, timestamp: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Where the people matched or started in the latest frame will be at `timestamp` (one
+        frame on without it): boxes (N,5) xyxy + last detection score and keypoints (N,J,3) with
+        the last joint scores. Tentative tracks are included: they need measurements to be
+        confirmed. Lost tracks are not (nothing was seen to follow). The tracker is not changed."""
+        t = self.tracks
+        rows = np.flatnonzero(t.since_update == 0)
+        filters = t.filters
+        pos = filters.pos[rows] + self._frames_until(timestamp) * filters.vel[rows]
+        return self._pose(pos, rows)
+
     @property
     def num_live_tracks(self) -> int:
-        return int(self._ids.shape[0])
+        return len(self.tracks)
 
-    # ---------------------------------------------------------------------------- internals
+    # ------------------------------------------------------------------------- the steps
+
+    def _associate(self, predicted, detections, track_rows: np.ndarray, det_rows: np.ndarray,
+                   min_similarity: float) -> Matches:
+        """One association stage: the `predicted` poses (boxes, keypoints) of these tracks and
+        these `detections`, matched one to one where OKS + IoU reaches `min_similarity`. A lost
+        track may also match a detection within its filter's uncertainty (`_recovery_similarity`).
+        Reads the tracker, changes nothing."""
+        if track_rows.size == 0 or det_rows.size == 0:
+            return Matches.nothing(track_rows, det_rows)
+        cfg = self.config
+        (track_boxes, track_kpts), (det_boxes, det_kpts) = predicted, detections
+        similarity, flipped = pose_similarity(track_boxes[track_rows], track_kpts[track_rows], det_boxes[det_rows],
+                                              det_kpts[det_rows], self._sigmas, self._flip, cfg.oks_weight,
+                                              cfg.joint_score_thresh)
+        lost = self.tracks.state[track_rows] == LOST
+        if lost.any():
+            similarity[lost] = np.maximum(similarity[lost],
+                                          self._recovery_similarity(track_rows[lost], det_boxes[det_rows]))
+        return match_rows(track_rows, det_rows, similarity, flipped, min_similarity)
+
+    def _correct(self, matches: Matches, boxes: np.ndarray, keypoints: np.ndarray) -> None:
+        """Kalman update of the matched tracks with their detections (left/right labels fixed)."""
+        rows, t = matches.tracks, self.tracks
+        if rows.size == 0:
+            return
+        det_boxes, det_kpts = boxes[matches.detections], keypoints[matches.detections]
+        if self._flip is not None and matches.flipped.any():
+            det_kpts[matches.flipped] = det_kpts[matches.flipped][:, self._flip]
+        filters = t.filters
+        z, var, observed = self._measurement(det_boxes, det_kpts,
+                                             filters.pos[rows, _JOINTS].reshape(len(rows), -1, 2))
+        # one masked update over all tracks: rows without a detection are simply not observed
+        full_z, full_var = np.zeros_like(filters.pos), np.ones_like(filters.pos)
+        full_observed = np.zeros(filters.pos.shape, bool)
+        full_z[rows], full_var[rows], full_observed[rows] = z, var, observed
+        filters.update(full_z, full_var, full_observed)
+        t.score[rows] = det_boxes[:, 4]
+        t.joint_score[rows] = det_kpts[:, :, 2]
+        t.raw[rows] = det_kpts
+
+    def _advance_lifecycle(self, matched_rows: np.ndarray) -> None:
+        """Count hits and misses, move every track through the state machine, give newly
+        confirmed tracks their ids and drop the removed ones."""
+        t, cfg = self.tracks, self.config
+        hit = np.zeros(len(t), bool)
+        hit[matched_rows] = True
+        t.hits = np.where(hit, t.hits + 1, t.hits)
+        t.since_update = np.where(hit, 0, t.since_update + 1).astype(np.int32)
+        t.state = next_states(t.state, hit, t.hits, t.since_update, cfg.min_hits, cfg.lost_buffer)
+        self._give_ids()
+        removed = t.state == REMOVED
+        if removed.any():
+            self.tracks = t.select(~removed)
+
+    def _start_tracks(self, boxes: np.ndarray, kpts: np.ndarray) -> None:
+        """New tracks from unmatched detections; their filters start at the measurement."""
+        if len(boxes) == 0:
+            return
+        cfg = self.config
+        z, var, observed = self._measurement(boxes, kpts, None)
+        h = np.maximum(z[:, 3:4], 1.0)
+        # An unobserved joint starts at the pose centre with a large variance, so its first real
+        # measurement takes over at once.
+        z = np.where(observed, z, 0.0)
+        var = np.where(observed, var, (h * 10.0) ** 2)
+        filters = ConstantVelocityBank(z, var, (cfg.velocity_init * h) ** 2)
+        self.tracks = self.tracks.concatenate(TrackTable.started(birth_state(cfg.min_hits), filters, boxes[:, 4], kpts))
+        self._give_ids()
+
+    def _give_ids(self) -> None:
+        """Ids, counting up, for the tracks confirmed since the last call (in row order)."""
+        t = self.tracks
+        confirmed = np.flatnonzero((t.ids < 0) & (t.state != TENTATIVE) & (t.state != REMOVED))
+        if confirmed.size:
+            t.ids[confirmed] = np.arange(self._next_id, self._next_id + confirmed.size)
+            self._next_id += confirmed.size
+
+    def _report(self) -> TrackBatch:
+        """Tracked tracks matched this frame, and lost ones for `output_coast_frames` frames."""
+        t = self.tracks
+        show = (t.state == TRACKED) & (t.since_update == 0)
+        show |= (t.state == LOST) & (t.since_update <= self.config.output_coast_frames)
+        rows = np.flatnonzero(show)
+        boxes, kpts = self._pose(t.filters.pos[rows], rows)
+        return TrackBatch(ids=t.ids[rows], boxes=boxes, keypoints=kpts, keypoints_raw=t.raw[rows],
+                          states=t.state[rows], frames_since_update=t.since_update[rows])
+
+    # ---------------------------------------------------------------------------- helpers
+
+    def _frames_until(self, timestamp: float | None) -> float:
+        """Frames from the previous update to `timestamp` (1 without timestamps)."""
+        if timestamp is None or self._last_time is None:
+            return 1.0
+        timestamp = float(timestamp)
+        if timestamp < self._last_time:
+            raise UserError(f"tracker timestamps must not go back in time ({timestamp} after {self._last_time})")
+        return (timestamp - self._last_time) / self._frame_period
+
+    def _advance_clock(self, timestamp: float | None) -> float:
+        dt = self._frames_until(timestamp)
+        if timestamp is not None:
+            self._last_time = float(timestamp)
+        return dt
+
+    def _predict(self, dt: float) -> None:
+        if len(self.tracks) == 0:
+            return
+        filters = self.tracks.filters
+        heights = np.maximum(filters.pos[:, 3], 1.0)
+        filters.predict(dt, (self._accel_frac[None, :] * heights[:, None]) ** 2)
+
+    def _pose(self, pos: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N,5) xyxy + score and keypoints (N,J,3) of filter positions `pos` (N,D), with
+        the scores of track `rows` (all tracks when None)."""
+        t = self.tracks
+        score = t.score if rows is None else t.score[rows]
+        joint_score = t.joint_score if rows is None else t.joint_score[rows]
+        half_w, half_h = np.maximum(pos[:, 2], 1.0) / 2, np.maximum(pos[:, 3], 1.0) / 2
+        boxes = np.empty((len(pos), 5), np.float32)
+        boxes[:, 0], boxes[:, 1] = pos[:, 0] - half_w, pos[:, 1] - half_h
+        boxes[:, 2], boxes[:, 3] = pos[:, 0] + half_w, pos[:, 1] + half_h
+        boxes[:, 4] = score
+        kpts = np.empty((len(pos), self.num_joints, 3), np.float32)
+        kpts[:, :, :2] = pos[:, None, _CENTRE] + pos[:, _JOINTS].reshape(len(pos), self.num_joints, 2)
+        kpts[:, :, 2] = joint_score
+        return boxes, kpts
 
     def _sanitize(self, boxes, keypoints) -> tuple[np.ndarray, np.ndarray]:
         """Drop detections with unusable boxes; NaN joints become unobserved (score 0)."""
@@ -169,43 +262,14 @@ class PoseTracker:
                      and keypoints.shape[1:] == (j, 3) and keypoints.shape[0] == boxes.shape[0])
         if not shapes_ok:
             raise UserError(f"tracker expects boxes (N,5) and keypoints (N,{j},3) for schema "
-                            f"{self.config.schema}; got {boxes.shape} and {keypoints.shape}")
+                            f"{self.schema}; got {boxes.shape} and {keypoints.shape}")
         usable = (np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
-        boxes, keypoints = boxes[usable], keypoints[usable].copy()
-        bad = ~np.all(np.isfinite(keypoints), axis=2)
-        keypoints[bad] = 0.0
+        if not usable.all():
+            boxes, keypoints = boxes[usable], keypoints[usable]
+        if not np.isfinite(keypoints).all():  # the caller's array is left as it is
+            keypoints = keypoints.copy()
+            keypoints[~np.all(np.isfinite(keypoints), axis=2)] = 0.0
         return boxes, keypoints
-
-    def _step(self, timestamp: float | None) -> float:
-        """Frames elapsed since the previous update (1 without timestamps)."""
-        if timestamp is None:
-            return 1.0
-        timestamp = float(timestamp)
-        if self._last_time is None:
-            self._last_time = timestamp
-            return 1.0
-        if timestamp < self._last_time:
-            raise UserError(f"tracker timestamps must not go back in time ({timestamp} after {self._last_time})")
-        dt = (timestamp - self._last_time) / self.config.frame_period
-        self._last_time = timestamp
-        return dt
-
-    def _heights(self) -> np.ndarray:
-        return np.maximum(self._bank.pos[:, 3], 1.0)
-
-    def _predict(self, dt: float) -> None:
-        if self._ids.size == 0:
-            return
-        accel_var = (self._accel_frac[None, :] * self._heights()[:, None]) ** 2
-        self._bank.predict(dt, accel_var)
-
-    def _predicted_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        pos = self._bank.pos
-        cx, cy, w, h = pos[:, 0], pos[:, 1], np.maximum(pos[:, 2], 1.0), np.maximum(pos[:, 3], 1.0)
-        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, self._score], axis=1)
-        joints = pos[:, None, _BOX_DIMS:_POSE] + pos[:, _POSE:].reshape(-1, self.num_joints, 2)
-        kpts = np.concatenate([joints, self._joint_conf[:, :, None]], axis=2)
-        return boxes.astype(np.float32), kpts.astype(np.float32)
 
     def _recovery_similarity(self, rows: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
         """(L,D) how well each lost track's predicted place explains each detection, in [0,1].
@@ -216,7 +280,7 @@ class PoseTracker:
         chi-square bound for 2 dimensions, times the ratio of box heights (a person does not
         change size while hidden).
         """
-        bank, cfg = self._bank, self.config
+        bank, cfg = self.tracks.filters, self.config
         h = np.maximum(bank.pos[rows, 3], 1.0)
         var = bank.p00[rows, :2] + ((cfg.box_noise * h) ** 2)[:, None]              # (L,2)
         det_centre = (det_boxes[:, :2] + det_boxes[:, 2:4]) / 2                      # (D,2)
@@ -249,81 +313,13 @@ class PoseTracker:
         kp_var = (cfg.keypoint_noise * h[:, None]) ** 2 / np.maximum(score, cfg.joint_score_thresh) ** 2
         centre_var = np.where(total > 0, (cfg.keypoint_noise * h) ** 2 / np.maximum(total, 1e-12),
                               (cfg.box_noise * h) ** 2)
-        z = np.concatenate([box_centre, np.stack([w, h], axis=1), centre,
-                            (xy - centre[:, None, :]).reshape(n, -1)], axis=1)
-        var = np.concatenate([np.repeat(((cfg.box_noise * h) ** 2)[:, None], _BOX_DIMS, axis=1),
-                              np.repeat(centre_var[:, None], 2, axis=1), np.repeat(kp_var, 2, axis=1)], axis=1)
-        observed = np.concatenate([np.ones((n, _POSE), bool), np.repeat(observed_joint, 2, axis=1)], axis=1)
+        z, var = np.empty((n, _POSE + 2 * j)), np.empty((n, _POSE + 2 * j))
+        observed = np.ones((n, _POSE + 2 * j), bool)
+        z[:, 0:2], z[:, 2], z[:, 3] = box_centre, w, h
+        z[:, _CENTRE] = centre
+        z[:, _JOINTS] = (xy - centre[:, None, :]).reshape(n, -1)
+        var[:, _BOX] = ((cfg.box_noise * h) ** 2)[:, None]
+        var[:, _CENTRE] = centre_var[:, None]
+        var[:, _JOINTS] = np.repeat(kp_var, 2, axis=1)
+        observed[:, _JOINTS] = np.repeat(observed_joint, 2, axis=1)
         return z, var, observed
-
-    def _correct(self, rows: np.ndarray, boxes: np.ndarray, kpts: np.ndarray) -> None:
-        if rows.size == 0:
-            return
-        bank = self._bank
-        z, var, observed = self._measurement(boxes, kpts, bank.pos[rows, _POSE:].reshape(len(rows), -1, 2))
-        # one masked update over all tracks: rows without a detection are simply not observed
-        full_z, full_var = np.zeros_like(bank.pos), np.ones_like(bank.pos)
-        full_observed = np.zeros(bank.pos.shape, bool)
-        full_z[rows], full_var[rows], full_observed[rows] = z, var, observed
-        bank.update(full_z, full_var, full_observed)
-        self._score[rows] = boxes[:, 4]
-        self._joint_conf[rows] = kpts[:, :, 2]
-        self._raw[rows] = kpts
-
-    def _advance_lifecycle(self, matched: np.ndarray) -> None:
-        cfg = self.config
-        hit = np.zeros(self._ids.shape[0], bool)
-        hit[matched] = True
-        self._hits = np.where(hit, self._hits + 1, self._hits)
-        self._since = np.where(hit, 0, self._since + 1).astype(np.int32)
-        confirm = hit & (self._state == TENTATIVE) & (self._hits >= cfg.min_hits)
-        self._assign_ids(confirm)
-        self._state[hit & (self._state == LOST)] = TRACKED
-        self._state[~hit & (self._state == TRACKED)] = LOST
-        keep = ~((~hit & (self._state == TENTATIVE)) | ((self._state == LOST) & (self._since > cfg.lost_buffer)))
-        if not keep.all():
-            self._keep_rows(keep)
-
-    def _assign_ids(self, confirm: np.ndarray) -> None:
-        n = int(confirm.sum())
-        if n:
-            self._ids[confirm] = np.arange(self._next_id, self._next_id + n)
-            self._next_id += n
-            self._state[confirm] = TRACKED
-
-    def _keep_rows(self, keep: np.ndarray) -> None:
-        for name in ("_ids", "_state", "_hits", "_since", "_score", "_joint_conf", "_raw"):
-            setattr(self, name, getattr(self, name)[keep])
-        self._bank = self._bank.take(keep)
-
-    def _start_tracks(self, boxes: np.ndarray, kpts: np.ndarray) -> None:
-        n = len(boxes)
-        if n == 0:
-            return
-        cfg = self.config
-        z, var, observed = self._measurement(boxes, kpts, None)
-        h = np.maximum(z[:, 3:4], 1.0)
-        # An unobserved joint starts at the pose centre with a large variance, so its first real
-        # measurement takes over at once.
-        z = np.where(observed, z, 0.0)
-        var = np.where(observed, var, (h * 10.0) ** 2)
-        new = ConstantVelocityBank(z, var, (cfg.velocity_init * h) ** 2)
-        self._bank.append(new)
-        self._ids = np.concatenate([self._ids, np.full(n, -1, np.int64)])
-        self._state = np.concatenate([self._state, np.full(n, TENTATIVE, np.int8)])
-        self._hits = np.concatenate([self._hits, np.ones(n, np.int32)])
-        self._since = np.concatenate([self._since, np.zeros(n, np.int32)])
-        self._score = np.concatenate([self._score, boxes[:, 4]])
-        self._joint_conf = np.concatenate([self._joint_conf, kpts[:, :, 2]])
-        self._raw = np.concatenate([self._raw, kpts])
-        if cfg.min_hits <= 1:
-            self._assign_ids(np.arange(self._ids.shape[0]) >= self._ids.shape[0] - n)
-
-    def _report(self) -> TrackBatch:
-        show = (self._state == TRACKED) & (self._since == 0)
-        show |= (self._state == LOST) & (self._since <= self.config.output_coast_frames)
-        rows = np.flatnonzero(show)
-        boxes, kpts = self._predicted_pose()
-        return TrackBatch(ids=self._ids[rows].copy(), boxes=boxes[rows], keypoints=kpts[rows],
-                          keypoints_raw=self._raw[rows].copy(), states=self._state[rows].copy(),
-                          frames_since_update=self._since[rows].copy())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import UserError
-from engines.schemas import KeypointSchema, get_schema
+from engines.pose.schemas import KeypointSchema, get_schema
 from trainer.augment import TopDownTransform
 from trainer.datasets.base import JointsDataset, PersonRecords, resolve
 

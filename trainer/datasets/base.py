@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from engines.errors import UserError
-from engines.geometry import box_to_center_scale
+from engines.pose.geometry import box_to_center_scale
 
 __all__ = ["PersonRecords", "JointsDataset", "read_json", "records_from_boxes", "resolve"]
 

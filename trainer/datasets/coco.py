@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import UserError
-from engines.schemas import KeypointSchema
+from engines.pose.schemas import KeypointSchema
 from trainer.datasets.base import PersonRecords, read_json, records_from_boxes
 
 __all__ = ["CocoImages", "load_coco_images", "load_coco_people", "load_detections", "parse_detections"]

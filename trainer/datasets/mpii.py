@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import UserError
-from engines.schemas import KeypointSchema
+from engines.pose.schemas import KeypointSchema
 from trainer.datasets.base import PersonRecords, read_json
 
 __all__ = ["load_mpii"]

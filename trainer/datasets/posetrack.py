@@ -1,4 +1,4 @@
-"""PoseTrack 2018 (per-sequence JSON, read with engines.posetrack) as PersonRecords.
+"""PoseTrack 2018 (per-sequence JSON, read with engines.formats.posetrack) as PersonRecords.
 
 Only labelled frames count. Training people are the annotated ones with at least one visible
 joint, cropped from their `bbox` (or from their keypoints' extent when the file has none).
@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.posetrack import PoseTrackFrame, load_sequence, load_sequence_dir
-from engines.schemas import KeypointSchema
+from engines.formats.posetrack import PoseTrackFrame, load_sequence, load_sequence_dir
+from engines.pose.schemas import KeypointSchema
 from trainer.datasets.base import PersonRecords, records_from_boxes, read_json
 from trainer.datasets.coco import CocoImages, PERSON, parse_detections
 

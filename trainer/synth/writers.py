@@ -1,4 +1,4 @@
-"""Writers: JPEG frames, COCO keypoints JSON, PoseTrack 2018/2017 JSON (via engines.posetrack),
+"""Writers: JPEG frames, COCO keypoints JSON, PoseTrack 2018/2017 JSON (via engines.formats.posetrack),
 MP4 video. All atomic."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.atomic import atomic_path, write_json_atomic
+from engines.hub.atomic import atomic_path, write_json_atomic
 from engines.errors import UserError
-from engines.posetrack import (PoseTrackFrame, PoseTrackSequence, make_image_id, write_posetrack17,
+from engines.formats.posetrack import (PoseTrackFrame, PoseTrackSequence, make_image_id, write_posetrack17,
                                write_posetrack18)
-from engines.schemas import COCO17
+from engines.pose.schemas import COCO17
 
 from .stills import Truth
 
@@ -81,7 +81,7 @@ class CocoWriter:
 
 def posetrack_frame(truth: Truth, keep: np.ndarray, track_ids: np.ndarray, file_name: str, image_id: int,
                     width: int, height: int) -> PoseTrackFrame:
-    """One ground-truth frame in engines.posetrack form: the kept people, PoseTrack18 joint order,
+    """One ground-truth frame in engines.formats.posetrack form: the kept people, PoseTrack18 joint order,
     flag 1 where labelled (visible or occluded inside the frame), (0, 0, 0) elsewhere."""
     rows = np.flatnonzero(keep)
     src = POSETRACK_FROM_GT

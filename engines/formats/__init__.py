@@ -1,0 +1,1 @@
+"""File formats: PoseTrack JSON, COCO keypoint AP."""

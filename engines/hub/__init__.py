@@ -1,0 +1,1 @@
+"""Models fetched on first use: registry, verified downloads, cache, atomic writes."""

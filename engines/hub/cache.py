@@ -1,0 +1,149 @@
+"""The model cache: catalogue models fetched on first use, verified, in one folder.
+
+The folder is $HRNET_TRACKER_CACHE, else $XDG_CACHE_HOME/hrnet-tracker, else
+~/.cache/hrnet-tracker; the ONNX exports of the pose runtimes live in its `onnx/` sub-folder.
+$HRNET_TRACKER_MIRROR replaces every catalogue URL's folder (`MIRROR/<file name>`), for sites
+that keep their own copy of the files.
+
+A cached file is trusted only after its SHA-256 matched: the size, modification time and hash of
+that check are remembered beside it (`<file>.verified`), so later runs skip the hashing until the
+file changes. A file that fails the check is deleted and fetched again, never used.
+
+`python -m engines fetch NAME` fetches one model; `--list` prints the catalogue and what is cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from engines.errors import UserError
+from engines.hub.download import DownloadError, download, sha256_of
+from engines.models.catalogue import CATALOGUE, DetectorModel, PoseModel, get_model
+
+__all__ = ["CACHE_ENV", "MIRROR_ENV", "cache_dir", "model_url", "cached_path", "is_cached", "fetch",
+           "model_file", "main"]
+
+CACHE_ENV = "HRNET_TRACKER_CACHE"
+MIRROR_ENV = "HRNET_TRACKER_MIRROR"
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "hrnet-tracker"
+
+
+def model_url(model: PoseModel | DetectorModel) -> str:
+    mirror = os.environ.get(MIRROR_ENV)
+    return f"{mirror.rstrip('/')}/{model.weights.filename}" if mirror else model.weights.url
+
+
+def cached_path(model: PoseModel | DetectorModel, cache: str | os.PathLike | None = None) -> Path:
+    """Where a fetched model's file lives in the cache (whether or not it is there yet)."""
+    return cache_dir(cache) / model.weights.filename
+
+
+def _marker(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _stamp(path: Path) -> dict:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _verified(path: Path, model: PoseModel | DetectorModel) -> bool:
+    """True when `path` holds the model's file: remembered from an earlier check while size and
+    modification time are unchanged, else checked by hashing (and remembered)."""
+    if not path.is_file():
+        return False
+    stamp = _stamp(path)
+    try:
+        remembered = json.loads(_marker(path).read_text())
+    except (OSError, ValueError):
+        remembered = None
+    expected = (model.weights.sha256 or model.weights.sha256_prefix or "").lower()
+    if isinstance(remembered, dict) and remembered.get("sha256", "").startswith(expected) \
+            and {k: remembered.get(k) for k in stamp} == stamp:
+        return True
+    digest = sha256_of(path)
+    if not digest.startswith(expected):
+        return False
+    try:
+        _marker(path).write_text(json.dumps(dict(stamp, sha256=digest)))
+    except OSError:
+        pass   # a read-only cache still works; the file is hashed again next time
+    return True
+
+
+def is_cached(model: PoseModel | DetectorModel, cache: str | os.PathLike | None = None) -> bool:
+    """True when the model's file is present (bundled, or in the cache with a remembered check;
+    this does not hash: `fetch` does)."""
+    if not model.weights.fetched:
+        return True
+    path = cached_path(model, cache)
+    try:
+        remembered = json.loads(_marker(path).read_text())
+        return path.is_file() and {k: remembered.get(k) for k in ("size", "mtime_ns")} == _stamp(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def fetch(name: str, cache: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """Path of the fetched catalogue model `name`, downloading it on first use and re-fetching a
+    cached file that fails its hash."""
+    model = get_model(name)
+    if not model.weights.fetched:
+        raise UserError(f"{name} is bundled with the package, nothing to fetch")
+    path = cached_path(model, cache)
+    if _verified(path, model):
+        return path
+    if path.exists():
+        print(f"{path} does not match the published hash of {name}: fetching it again", file=sys.stderr)
+        path.unlink()
+        _marker(path).unlink(missing_ok=True)
+    url = model_url(model)
+    try:
+        download(url, path, model.weights.sha256, model.weights.sha256_prefix, progress=progress)
+    except DownloadError as exc:
+        raise DownloadError(f"model {name}: {exc}") from None
+    _verified(path, model)  # remember the check download just made
+    return path
+
+
+def model_file(model: PoseModel | DetectorModel, cache: str | os.PathLike | None = None) -> Path | None:
+    """The weights file of a catalogue model: bundled, or fetched on first use; None for HOG."""
+    if model.weights.bundled:
+        return ASSETS_DIR / model.weights.bundled
+    if model.weights.fetched:
+        return fetch(model.name, cache)
+    return None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engines fetch",
+                                     description="Download catalogue models into the cache and verify them.")
+    parser.add_argument("name", nargs="*", help="model names (omit with --list)")
+    parser.add_argument("--cache", help=f"cache folder (default ${CACHE_ENV}, else ~/.cache/hrnet-tracker)")
+    parser.add_argument("--list", action="store_true", help="list the catalogue and what is cached")
+    args = parser.parse_args(argv)
+    if args.list or not args.name:
+        print(f"{'name':26s} {'task':8s} {'h x w':8s} {'weights':22s} {'licence':20s} accuracy")
+        for model in CATALOGUE.values():
+            size = "x".join(map(str, model.input_size[::-1])) if model.input_size else "any"
+            where = ("bundled" if model.weights.bundled else "none needed" if not model.weights.fetched
+                     else "cached" if is_cached(model, args.cache) else "fetched on first use")
+            print(f"{model.name:26s} {model.task:8s} {size:8s} {where:22s} {model.licence:20s} {model.accuracy}")
+        print(f"cache: {cache_dir(args.cache)}")
+        return 0
+    for name in args.name:
+        print(fetch(name, args.cache))
+    return 0

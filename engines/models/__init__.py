@@ -1,0 +1,1 @@
+"""Networks, their presets and weights loading."""

@@ -1,0 +1,1 @@
+"""Top-down pose estimation: keypoint schemas, crops, heatmap codec, OKS."""

@@ -1,0 +1,68 @@
+"""The annotated MP4: written under a hidden temporary name, checked, then renamed into place.
+
+OpenCV's VideoWriter reports no write errors: on a full disk it goes on "writing" and leaves a
+file without its index (`moov atom not found`). So the finished file is opened again and its
+frame count compared with the frames written; a file at `path` is always a complete video, and a
+broken one is removed (freeing the space for the other outputs) with a WriteError.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engines.errors import UserError, WriteError
+
+__all__ = ["VideoSink", "partial_video_path", "PARTIAL_VIDEO_PATTERN"]
+
+PARTIAL_VIDEO_PATTERN = ".*.partial.mp4"
+
+
+def partial_video_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def _frames_in(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+
+
+class VideoSink:
+    """write(image) per frame, close() once: the video appears at `path` only when complete."""
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.path = Path(path)
+        self.fps = fps
+        self._tmp = partial_video_path(self.path)
+        self._writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            h, w = image.shape[:2]
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise UserError(f"cannot write video {self.path}")
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        if _frames_in(self._tmp) != self.frames:
+            self._tmp.unlink(missing_ok=True)
+            free = shutil.disk_usage(self.path.parent).free
+            why = "no space left on device" if free < 1 << 20 else "the video writer failed"
+            raise WriteError(f"cannot write {self.path}: {why} (the unfinished video was removed)")
+        os.replace(self._tmp, self.path)

@@ -1,0 +1,52 @@
+"""The tracker's table of live tracks: one row per track, every per-track field declared once here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from tracker.tracking.kalman import ConstantVelocityBank
+
+__all__ = ["TrackTable"]
+
+
+@dataclass
+class TrackTable:
+    ids: np.ndarray             # (T,) int64; -1 until the track is confirmed
+    state: np.ndarray           # (T,) int8 TrackState
+    hits: np.ndarray            # (T,) int32 frames matched in a row
+    since_update: np.ndarray    # (T,) int32 frames since the last match; 0 when matched this frame
+    score: np.ndarray           # (T,) float32 detection score of the last match
+    joint_score: np.ndarray     # (T,J) float32 joint scores of the last match
+    raw: np.ndarray             # (T,J,3) float32 this frame's matched detection (labels fixed); NaN if none
+    filters: ConstantVelocityBank  # (T,D) Kalman filters: box, pose centre, joint offsets (see tracker.py)
+
+    @classmethod
+    def started(cls, state: int, filters: ConstantVelocityBank, score: np.ndarray,
+                keypoints: np.ndarray) -> "TrackTable":
+        """Rows for tracks born from detections (score (N,), keypoints (N,J,3)): one hit, no id yet."""
+        n = len(filters)
+        return cls(ids=np.full(n, -1, np.int64), state=np.full(n, state, np.int8), hits=np.ones(n, np.int32),
+                   since_update=np.zeros(n, np.int32), score=np.asarray(score, np.float32),
+                   joint_score=np.asarray(keypoints[:, :, 2], np.float32),
+                   raw=np.asarray(keypoints, np.float32), filters=filters)
+
+    @classmethod
+    def empty(cls, num_joints: int, filter_dims: int) -> "TrackTable":
+        return cls.started(0, ConstantVelocityBank(np.zeros((0, filter_dims)), 0.0, 0.0), np.zeros(0),
+                           np.zeros((0, num_joints, 3)))
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def select(self, rows: np.ndarray) -> "TrackTable":
+        """The table of the given rows (indices or a boolean mask)."""
+        return TrackTable(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    def concatenate(self, other: "TrackTable") -> "TrackTable":
+        """This table's rows followed by `other`'s."""
+        def join(a, b):
+            return ConstantVelocityBank.concatenate([a, b]) if isinstance(a, ConstantVelocityBank) \
+                else np.concatenate([a, b])
+        return TrackTable(**{f.name: join(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
