@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from typing import Callable, Iterator, Sequence
 
@@ -21,9 +22,14 @@ class UserError(Exception):
 
 
 class WriteError(UserError):
-    """An output could not be written during a run (disk full, device gone). Printed as one line."""
+    """An output could not be written during a run (disk full, device gone). Printed as one line.
+    `broken_pipe`: the output was a pipe whose reader went away (`... | head`), a normal end."""
 
     exit_code = 1
+
+    def __init__(self, message: str, broken_pipe: bool = False):
+        super().__init__(message)
+        self.broken_pipe = broken_pipe
 
 
 def _one_line_error(parser: argparse.ArgumentParser, message: str):
@@ -55,3 +61,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except KeyboardInterrupt:
         print(f"{prefix}interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`... | head`): stop quietly, and keep Python from complaining
+        # about the unflushable stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -108,9 +108,17 @@ def default_models(args: argparse.Namespace, sources: list[str], device: str) ->
     return args.det or det, args.pose or pose
 
 
+def device_name(text: str) -> str:
+    """argparse type: cpu, cuda or cuda:N."""
+    kind, _, index = text.partition(":")
+    if text in ("cpu", "cuda") or (kind == "cuda" and index.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+
+
 def add_runtime_options(p: argparse.ArgumentParser) -> None:
     """How the models run: --device, --backend, --half, --batch-profile, --decode (load_pose reads them)."""
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--device", default="cpu", type=device_name, help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--backend", choices=BACKEND_CHOICES,
                    help="pose network runtime (default: onnxruntime on cpu, torch on cuda)")
     p.add_argument("--half", action="store_true", help="FP16 pose network (torch, compile, tensorrt on cuda)")
@@ -254,6 +262,8 @@ def main(argv=None) -> int:
         try:
             stats = pipeline.run()
         except WriteError as exc:
+            if exc.broken_pipe:   # the reader of our output stopped (`--jsonl - | head`): a quiet end
+                return 0
             raise WriteError(f"{exc}; what was written before is kept in {run_dir}") from None
         finally:
             progress.close()

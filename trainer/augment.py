@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from engines.pose.codec import fliplr_joints, generate_target
-from engines.pose.geometry import affine_points, get_affine_transform
+from engines.pose.geometry import PIXEL_STD, affine_points, get_affine_transform
 from engines.pose.normalization import IMAGENET_MEAN, IMAGENET_STD
 from engines.errors import UserError
 from engines.pose.schemas import KeypointSchema
@@ -34,7 +34,6 @@ __all__ = ["TopDownTransform", "add_limb_guides", "limb_guide_pairs", "lower_bod
 
 _MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
 _STD = np.array(IMAGENET_STD, dtype=np.float32)
-PIXEL_STD = 200.0
 HALF_BODY_PADDING = 1.5  # official: the half-body box is enlarged 1.5x
 LOWER_BODY_WORDS = ("hip", "knee", "ankle", "pelvis")
 # Official USE_DIFFERENT_JOINTS_WEIGHT values by body part (COCO: eyes/nose 1, elbows/knees 1.2,

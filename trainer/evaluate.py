@@ -9,11 +9,11 @@ import torch
 from tqdm import tqdm
 
 from engines.pose.codec import decode_heatmaps, flip_back, fuse_flip
+from engines.pose.geometry import PIXEL_STD
 from engines.pose.oks import oks_nms, soft_oks_nms
 
 __all__ = ["predict", "rescore_and_nms", "to_coco_results"]
 
-PIXEL_STD = 200.0
 
 
 @torch.no_grad()

@@ -3,20 +3,21 @@ Lite-HRNet-18/30), input size, heatmap size, keypoint schema and the training ta
 sigma. `build_network(preset)` returns the network with random weights; the model catalogue
 (engines.models.catalogue) pairs presets with weights.
 
-Cost per crop (MACs of the convolutions, counted by `engines.tools.bench.count_macs`) and speed on this
-project's 2-core CPU (random weights, batch 8, median of `python -m engines bench`; onnxruntime
-with its default threads, torch eager with its default threads; machine shared with other jobs):
+Cost per crop (MACs of the convolutions, counted by `engines.tools.bench.count_macs`; Lite-HRNet's
+as executed once per module) and speed on this project's 2-core CPU (random weights, batch 8,
+medians of `python -m engines bench`, 2026-11-30, reference workload 2.0 ms; the README has more):
 
-| preset           | input (w x h) | GMAC | params | onnxruntime ms/crop | torch ms/crop |
-| ---------------- | ------------- | ---- | ------ | ------------------- | ------------- |
-| w32_256x192      | 192 x 256     | 7.65 | 28.5 M | 87                  | 135           |
-| w48_384x288      | 288 x 384     | 35.3 | 63.6 M | (not measured)      |               |
-| lite_w16_160x128 | 128 x 160     | 0.19 | 1.25 M | 2.4                 | 6.2           |
+| preset              | input (w x h) | GMAC | params | onnxruntime ms/crop | torch ms/crop |
+| ------------------- | ------------- | ---- | ------ | ------------------- | ------------- |
+| w32_256x192         | 192 x 256     | 7.65 | 28.5 M | 34.4                | 60.6          |
+| w48_384x288         | 288 x 384     | 35.3 | 63.6 M | (not measured)      |               |
+| litehrnet30_256x192 | 192 x 256     | 0.31 | 1.76 M | 13.2                | 30.6          |
+| litehrnet18_256x192 | 192 x 256     | 0.20 | 1.13 M | 7.9                 | 20.6          |
+| lite_w16_160x128    | 128 x 160     | 0.19 | 1.25 M | 1.0                 | 2.1           |
 
-Lite-HRNet (Yu et al., CVPR 2021; mmpose's checkpoint keys) costs are in engines/models/litehrnet.py.
-
-At 2.4 ms/crop, five people at 25 FPS (125 crops/s) take about a third of this CPU, which leaves
-the rest for detection, tracking and drawing. The design is `LITE_W16` below.
+Lite-HRNet's depthwise convolutions, shuffles and gates are memory-bound: it does 25x fewer MACs
+than W32 but runs only 2.6x faster. lite_w16 (`LITE_W16` below, this project's design) keeps
+five people at 25 FPS to a fifth of this CPU.
 """
 
 from __future__ import annotations

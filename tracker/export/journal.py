@@ -38,7 +38,7 @@ def journal_path(target: str | os.PathLike) -> Path:
 
 
 def write_failed(path: Path, exc: OSError) -> WriteError:
-    return WriteError(f"cannot write {path}: {exc.strerror or exc}")
+    return WriteError(f"cannot write {path}: {exc.strerror or exc}", broken_pipe=isinstance(exc, BrokenPipeError))
 
 
 class Journal:
