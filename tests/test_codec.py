@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engines.pose.codec import (decode_heatmaps, flip_back, fliplr_joints, fuse_flip, generate_target,
-                           get_max_preds)
+from engines.pose.codec import decode_heatmaps, flip_back, fuse_flip, get_max_preds
+from trainer.targets import fliplr_joints, generate_target
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = np.load(FIXTURES / "decode_golden.npz")

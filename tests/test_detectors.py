@@ -158,7 +158,8 @@ def test_hog_finds_nothing_in_a_blank_frame():
 
 
 def test_centernet_targets_round_trip_through_decode():
-    from engines.detectors.centernet import decode_centernet, encode_centernet_targets
+    from engines.detectors.centernet import decode_centernet
+    from trainer.targets import encode_centernet_targets
 
     boxes = np.array([[10.5, 20.25, 70.5, 180.75], [200, 40, 260, 200], [100, 100, 130, 170],
                       [-40, 10, -10, 60]], np.float32)          # the last one's centre is off the map

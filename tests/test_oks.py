@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.pose.oks import oks_iou, oks_matrix, oks_nms, soft_oks_nms
+from engines.pose.oks import oks_matrix
+from trainer.oks_nms import oks_iou, oks_nms, soft_oks_nms
 from engines.pose.schemas import COCO17
 
 GOLDEN = np.load(Path(__file__).parent / "fixtures" / "decode_golden.npz")

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engines.pose.codec import fliplr_joints, generate_target
 from engines.pose.geometry import PIXEL_STD, affine_points, get_affine_transform
 from engines.pose.normalization import IMAGENET_MEAN, IMAGENET_STD
 from engines.errors import UserError
 from engines.pose.schemas import KeypointSchema
+from trainer.targets import fliplr_joints, generate_target
 
 __all__ = ["TopDownTransform", "add_limb_guides", "limb_guide_pairs", "lower_body_ids", "normalize"]
 

@@ -24,12 +24,13 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from engines.formats.coco_eval import coco_ap
-from engines.detectors.centernet import CenterNetNet, decode_centernet, encode_centernet_targets
+from engines.detectors.centernet import CenterNetNet, decode_centernet
 from engines.detectors.onnx_yolo import PAD_VALUE, letterbox
 from engines.errors import UserError
 from trainer.datasets.base import read_image, read_json, resolve
 from trainer.datasets.coco import load_coco_images
 from trainer.distributed import unwrap
+from trainer.targets import encode_centernet_targets
 from trainer.train import Trainer
 
 __all__ = ["DetectorTrainer", "DetectionDataset", "PersonBoxes", "load_person_boxes", "centernet_loss",

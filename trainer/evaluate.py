@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from engines.pose.codec import decode_heatmaps, flip_back, fuse_flip
 from engines.pose.geometry import PIXEL_STD
-from engines.pose.oks import oks_nms, soft_oks_nms
+from trainer.oks_nms import oks_nms, soft_oks_nms
 
 __all__ = ["predict", "rescore_and_nms", "to_coco_results"]
 

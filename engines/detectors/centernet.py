@@ -19,14 +19,13 @@ from torch import nn
 from engines.detectors.base import Detector
 from engines.detectors.onnx_yolo import letterbox
 
-__all__ = ["CenterNetNet", "encode_centernet_targets", "decode_centernet", "CenterNetDetector",
+__all__ = ["CenterNetNet", "decode_centernet", "CenterNetDetector",
            "load_centernet", "STRIDE", "BUNDLED", "BUNDLED_INPUT"]
 
 STRIDE = 4
 SIZE_UNIT = 32.0                # the size head predicts log(size / SIZE_UNIT)
 BUNDLED = "centernet_384x224"   # engines/assets/<BUNDLED>.pth, trained by trainer.detection
 BUNDLED_INPUT = (384, 224)
-GAUSSIAN_ALPHA = 0.54
 
 
 def _conv(cin, cout, stride=1, dilation=1):
@@ -66,36 +65,6 @@ class CenterNetNet(nn.Module):
         p4 = self.up(self.reduce8(p8)) + self.lat4(c4)
         f = self.fuse(p4)
         return self.heat(f), torch.exp(self.size(f).clamp(max=8.0)) * SIZE_UNIT, self.offset(f)
-
-
-def encode_centernet_targets(boxes_xyxy: np.ndarray, input_size_wh, stride: int = STRIDE):
-    """Training targets for person boxes (K,4) in input pixels: heat (1,h,w) float32, size
-    (2,h,w), offset (2,h,w) and mask (h,w) bool marking the centre cells."""
-    out_w, out_h = int(input_size_wh[0]) // stride, int(input_size_wh[1]) // stride
-    heat = np.zeros((1, out_h, out_w), np.float32)
-    size = np.zeros((2, out_h, out_w), np.float32)
-    offset = np.zeros((2, out_h, out_w), np.float32)
-    mask = np.zeros((out_h, out_w), bool)
-    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    wh = boxes[:, 2:] - boxes[:, :2]
-    boxes, wh = boxes[(wh > 0).all(1)], wh[(wh > 0).all(1)]
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 / stride
-    cell = np.floor(centre).astype(np.int64)
-    inside = (cell[:, 0] >= 0) & (cell[:, 0] < out_w) & (cell[:, 1] >= 0) & (cell[:, 1] < out_h)
-    cell, centre, wh = cell[inside], centre[inside], wh[inside]
-    if len(cell):
-        sig = np.maximum(GAUSSIAN_ALPHA * wh / stride / 6, 0.5)                   # (K,2) in cells
-        xs, ys = np.arange(out_w), np.arange(out_h)
-        gx = np.exp(-((xs[None] - cell[:, :1]) ** 2) / (2 * sig[:, :1] ** 2))      # (K,w)
-        gy = np.exp(-((ys[None] - cell[:, 1:]) ** 2) / (2 * sig[:, 1:] ** 2))      # (K,h)
-        heat[0] = (gy[:, :, None] * gx[:, None, :]).max(axis=0)                    # overlaps: max
-        # smaller people are written last so they win a shared centre cell
-        order = np.argsort(-wh.prod(axis=1), kind="stable")
-        cx, cy = cell[order, 0], cell[order, 1]
-        size[:, cy, cx] = wh[order].T
-        offset[:, cy, cx] = (centre[order] - cell[order]).T
-        mask[cy, cx] = True
-    return heat, size, offset, mask
 
 
 def decode_centernet(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, stride: int = STRIDE,

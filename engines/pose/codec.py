@@ -1,5 +1,5 @@
 """Heatmap codec as the official HRNet code does it: argmax + quarter-pixel decode (or DARK),
-back-projection to the image, flip-test fusion, Gaussian training targets, joint mirroring.
+back-projection to the image, flip-test fusion (the training targets are in trainer.targets).
 
 Heatmaps are (N, J, H, W) float arrays; all functions work on whole batches at once.
 """
@@ -12,7 +12,7 @@ import numpy as np
 from engines.pose.geometry import PIXEL_STD
 
 __all__ = ["get_max_preds", "decode_heatmaps", "newton_step_terms", "heatmap_to_image", "flip_back",
-           "fuse_flip", "generate_target", "fliplr_joints"]
+           "fuse_flip"]
 
 
 def get_max_preds(heatmaps: np.ndarray):
@@ -133,48 +133,3 @@ def fuse_flip(heatmaps: np.ndarray, heatmaps_flipped: np.ndarray, flip_pairs) ->
     back = flip_back(heatmaps_flipped, flip_pairs)
     back[..., 1:] = back[..., :-1].copy()
     return (np.asarray(heatmaps) + back) * np.float32(0.5)
-
-
-def generate_target(joints: np.ndarray, joints_vis: np.ndarray, image_size, heatmap_size, sigma,
-                    joint_weights=None):
-    """Gaussian targets (J,H,W) float32 and target weights (J,1) float32, as the official
-    JointsDataset.generate_target: peak 1 at mu = int(x / stride + 0.5) (truncated toward 0),
-    zero outside a (6 sigma + 1)^2 window, weight 0 when the window misses the heatmap, no
-    Gaussian for weight <= 0.5; weights times `joint_weights` when given."""
-    joints = np.asarray(joints, dtype=np.float64)
-    vis = np.asarray(joints_vis, dtype=np.float64)
-    hm_w, hm_h = int(heatmap_size[0]), int(heatmap_size[1])
-    stride = np.asarray(image_size, dtype=np.float64) / np.asarray(heatmap_size, dtype=np.float64)
-    tmp_size = sigma * 3
-    target_weight = vis[:, :1].astype(np.float32)
-    mu = np.trunc(joints[:, :2] / stride + 0.5).astype(np.int64)      # int() semantics
-    ul = np.trunc(mu - tmp_size).astype(np.int64)
-    br = np.trunc(mu + tmp_size + 1).astype(np.int64)
-    misses = (ul[:, 0] >= hm_w) | (ul[:, 1] >= hm_h) | (br[:, 0] < 0) | (br[:, 1] < 0)
-    target_weight[misses] = 0
-    center = ul + int((2 * tmp_size + 1) // 2)                        # the window's middle cell
-    xs = np.arange(hm_w)[None, :]
-    ys = np.arange(hm_h)[None, :]
-    in_x = (xs >= ul[:, :1]) & (xs < br[:, :1])
-    in_y = (ys >= ul[:, 1:]) & (ys < br[:, 1:])
-    dx2 = ((xs - center[:, :1]).astype(np.float32)) ** 2
-    dy2 = ((ys - center[:, 1:]).astype(np.float32)) ** 2
-    g = np.exp(-(dy2[:, :, None] + dx2[:, None, :]) / np.float32(2 * sigma ** 2))
-    drawn = (target_weight[:, 0] > 0.5)[:, None, None]
-    target = np.where(drawn & in_y[:, :, None] & in_x[:, None, :], g, 0).astype(np.float32)
-    if joint_weights is not None:
-        target_weight = target_weight * np.asarray(joint_weights, dtype=np.float32).reshape(-1, 1)
-    return target, target_weight.astype(np.float32)
-
-
-def fliplr_joints(joints: np.ndarray, joints_vis: np.ndarray, width: int, flip_pairs):
-    """Mirror joints (J,3) horizontally in an image `width` wide (x -> width - x - 1), swap
-    left/right rows, zero invisible joints (official). Returns (joints, joints_vis) copies."""
-    joints = np.array(joints, copy=True)
-    vis = np.array(joints_vis, copy=True)
-    joints[:, 0] = width - joints[:, 0] - 1
-    perm = np.arange(len(joints))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
-    joints, vis = joints[perm], vis[perm]
-    return joints * vis, vis
