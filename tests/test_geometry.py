@@ -38,14 +38,25 @@ def test_crop_matches_official_within_one_grey_level_inside_the_image():
     assert diff.max() <= 4
 
 
-def test_crop_people_batches_unrotated_crops():
-    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+def test_crop_people_maps_each_box_onto_its_crop():
+    # a frame whose blue and green values are its x and y: each crop pixel must show where it came from
+    ys, xs = np.mgrid[:120, :160]
+    frame = np.stack([xs, ys, np.zeros_like(xs)], axis=2).astype(np.uint8)
     boxes = np.array([[10, 20, 58, 84], [100, 30, 140, 110]], np.float32)
     centers, scales = box_to_center_scale(boxes, (48, 64))
     crops = crop_people(frame, centers, scales, (48, 64))
     assert crops.shape == (2, 64, 48, 3) and crops.dtype == np.uint8
-    m = get_affine_transform(centers[1], scales[1], 0, (48, 64))
-    np.testing.assert_array_equal(crops[1], cv2.warpAffine(frame, m, (48, 64), flags=cv2.INTER_LINEAR))
+    v, u = np.mgrid[:64, :48]
+    for crop, center, scale in zip(crops, centers, scales):
+        src_w, src_h = scale * 200.0      # the padded, aspect-fixed box the crop covers
+        x = center[0] + (u - 24) * src_w / 48
+        y = center[1] + (v - 32) * src_h / 64
+        inside = (x >= 0) & (x <= 159) & (y >= 0) & (y <= 119)
+        assert inside.mean() > 0.5
+        assert np.abs(crop[..., 0][inside] - x[inside]).max() <= 1
+        assert np.abs(crop[..., 1][inside] - y[inside]).max() <= 1
+        beyond = (x < -1) | (x > 160) | (y < -1) | (y > 120)      # the black border
+        assert (crop[beyond] == 0).all()
 
 
 def test_box_to_center_scale_fixes_aspect_and_pads():
