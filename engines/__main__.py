@@ -1,5 +1,6 @@
 """`python -m engines VERB ...`: `export` a pose network to ONNX, `bench` backends, check their
-accuracy `parity` with torch FP32, `fetch` models."""
+accuracy `parity` with torch FP32, `fetch` models, `calibrate` a detector's score thresholds for the
+tracker."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ VERBS = {
     "bench": ("engines.tools.bench", "time pose runtimes, detectors and detector + pose per frame"),
     "parity": ("engines.tools.parity", "check each runtime's keypoints and AP against torch FP32"),
     "fetch": ("engines.hub.cache", "download catalogue models into the cache; --list shows the catalogue"),
+    "calibrate": ("engines.tools.calibrate", "derive a detector's tracker score thresholds from held-out people"),
 }
 
 
@@ -23,7 +25,7 @@ def main(argv=None) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print("usage: python -m engines VERB ... (python -m engines VERB --help for each)\n\nverbs:")
         for verb, (_, what) in VERBS.items():
-            print(f"  {verb:8s} {what}")
+            print(f"  {verb:10s} {what}")
         return 0
     if not argv or argv[0] not in VERBS:
         raise UserError(f"usage: python -m engines {{{','.join(VERBS)}}} ... (-h for help on each)")

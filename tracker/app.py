@@ -68,16 +68,18 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
     return p
 
 
-def tracker_settings(path: str):
-    """argparse type: the TrackerConfig of a YAML file; a wrong file or setting is a UserError."""
+def tracker_settings(path: str) -> str:
+    """argparse type: a YAML file of tracker settings, checked at once (a wrong file or setting is
+    a UserError); tracker_config reads it once the detector is known."""
     from tracker.tracking.config import load_tracker_config
 
-    return load_tracker_config(path)
+    load_tracker_config(path)
+    return path
 
 
 def add_tracker_option(p: argparse.ArgumentParser) -> None:
-    """--tracker FILE.yaml, read into args.tracker_config (None: the defaults)."""
-    p.add_argument("--tracker", metavar="FILE.yaml", dest="tracker_config", type=tracker_settings,
+    """--tracker FILE.yaml, kept in args.tracker_file (None: no file); tracker_config reads it."""
+    p.add_argument("--tracker", metavar="FILE.yaml", dest="tracker_file", type=tracker_settings,
                    help="tracker settings, any keys of tracker/tracking/default_tracker.yaml (the defaults; "
                         "copy it and change what you need)")
 
@@ -106,6 +108,19 @@ def default_models(args: argparse.Namespace, sources: list[str], device: str) ->
     else:
         det, pose = REAL_WORLD_MODELS["cpu" if device == "cpu" else "cuda"]
     return args.det or det, args.pose or pose
+
+
+def tracker_config(args: argparse.Namespace, sources: list[str], device: str | None = None):
+    """The tracker's settings for a run: what --tracker's file sets, else the score thresholds
+    calibrated for the run's detector (its catalogue entry, `python -m engines calibrate`), else
+    TrackerConfig's defaults."""
+    from engines.models.catalogue import CATALOGUE
+    from tracker.tracking.config import load_tracker_config
+
+    det, _ = default_models(args, sources, device or args.device)
+    model = CATALOGUE.get(det)
+    calibrated = model.tracker_thresholds if model is not None and model.task == "detector" else {}
+    return load_tracker_config(args.tracker_file, base=calibrated)
 
 
 def device_name(text: str) -> str:
@@ -194,14 +209,14 @@ def open_streams(args, sources: list, schema: str, run_dir: Path, jsonl_path: st
     from tracker.pipeline import Stream, VideoSink, new_tracker
     from tracker.render import Renderer
 
-    streams = []
+    streams, config = [], tracker_config(args, args.source or ["demo"])
     for source, name in zip(sources, _unique_names(sources)):
         writers = [getattr(export, EXPORTS[fmt][1])(run_dir / f"{name}{EXPORTS[fmt][0]}", schema=schema)
                    for fmt in dict.fromkeys(args.export or ["posetrack"])]
         if jsonl_path is not None:
             writers.append(export.JsonlWriter(jsonl_path, schema=schema))
         streams.append(Stream(
-            source=source, tracker=new_tracker(schema, source.fps, args.tracker_config), writers=writers,
+            source=source, tracker=new_tracker(schema, source.fps, config), writers=writers,
             video=VideoSink(run_dir / f"{name}.mp4", source.fps) if args.save else None,
             renderer=Renderer(schema) if args.save or args.show else None, show=args.show))
     return streams

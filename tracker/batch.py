@@ -38,7 +38,8 @@ def my_share(items: list, env=os.environ) -> list:
 
 def main(argv=None) -> int:
     import tracker.export as export
-    from tracker.app import EXPORTS, add_model_options, add_runtime_options, add_tracker_option, load_models, positive_int
+    from tracker.app import (EXPORTS, add_model_options, add_runtime_options, add_tracker_option, load_models,
+                             positive_int, tracker_config)
     from tracker.interrupts import StopOnCtrlC
     from tracker.pipeline import Pipeline, Stream, VideoSink, new_tracker
     from tracker.render import Renderer
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"  # one GPU per torchrun process
     detector, estimator = load_models(args, [str(video) for video in videos], device)
+    config = tracker_config(args, [str(video) for video in videos], device)
     schema = estimator.schema.name
     formats = list(dict.fromkeys(args.export or ["posetrack"]))
     with StopOnCtrlC() as ctrl_c:  # Ctrl+C: the current video's files are finished, then exit 130
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
             source = VideoSource(path)
             writers = [getattr(export, EXPORTS[f][1])(args.out / f"{path.stem}{EXPORTS[f][0]}", schema=schema)
                        for f in formats]
-            stream = Stream(source=source, tracker=new_tracker(schema, source.fps, args.tracker_config), writers=writers,
+            stream = Stream(source=source, tracker=new_tracker(schema, source.fps, config), writers=writers,
                             video=VideoSink(args.out / f"{path.stem}.mp4", source.fps) if args.save else None,
                             renderer=Renderer(schema) if args.save else None)
             pipeline = Pipeline(estimator, detector, [stream], det_interval=args.det_interval)

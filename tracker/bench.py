@@ -22,7 +22,7 @@ __all__ = ["main", "STAGES", "bench_track", "bench_e2e", "bench_live"]
 def bench_track(args: argparse.Namespace) -> list[dict]:
     """PoseTracker.update on synthetic moving people with noisy keypoints, per crowd size
     (default settings, or --tracker's)."""
-    from tracker.tracking import PoseTracker
+    from tracker.tracking import PoseTracker, load_tracker_config
     from tracker.tracking.synthetic import noisy_detections, synthetic_people
 
     rows = []
@@ -30,7 +30,7 @@ def bench_track(args: argparse.Namespace) -> list[dict]:
         rng = np.random.default_rng(0)
         gt = synthetic_people(people, args.frames, rng)
         frames = [noisy_detections(gt[f], rng) for f in range(args.frames)]
-        tracker = PoseTracker(args.tracker_config)
+        tracker = PoseTracker(load_tracker_config(args.tracker_file))
         times = []
         for f, (boxes, kpts) in enumerate(frames):
             start = time.perf_counter()
@@ -45,14 +45,14 @@ def bench_track(args: argparse.Namespace) -> list[dict]:
 def _run_pipeline(args: argparse.Namespace, live: bool, seconds: float | None = None):
     """Run the app's pipeline on args.source (every frame of a file, or the file read like a
     camera) with the app's models; returns (stats, per-frame stage samples, decode ms)."""
-    from tracker.app import load_models
+    from tracker.app import load_models, tracker_config
     from tracker.pipeline import Pipeline, Stream, new_tracker
     from tracker.render import Renderer
     from tracker.sources import open_source
 
     detector, estimator = load_models(args, [args.source])
     source = open_source(args.source, loop=live, live=live)
-    stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps, args.tracker_config),
+    stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps, tracker_config(args, [args.source])),
                     renderer=Renderer(estimator.schema.name))
     decode_ms = _decode_ms(args.source, args.frames)
     deadline = time.monotonic() + seconds if live else None

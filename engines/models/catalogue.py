@@ -83,6 +83,18 @@ class DetectorModel:
     licence: str
     accuracy: str
     task: str = "detector"
+    # the tracker's score thresholds (TrackerConfig names) suited to this detector's scores, from
+    # `python -m engines calibrate`; None: the tracker's defaults
+    low_score: float | None = None
+    high_score: float | None = None
+    new_track_score: float | None = None
+
+    @property
+    def tracker_thresholds(self) -> dict[str, float]:
+        """The calibrated thresholds this entry sets, by TrackerConfig name."""
+        named = {"low_score": self.low_score, "high_score": self.high_score,
+                 "new_track_score": self.new_track_score}
+        return {name: value for name, value in named.items() if value is not None}
 
 
 _MMPOSE = "https://download.openmmlab.com/mmpose/top_down/"
@@ -130,8 +142,11 @@ CATALOGUE: dict[str, PoseModel | DetectorModel] = {m.name: m for m in (
                   Weights(url=_YOLOX + "yolox_s.onnx",
                           sha256="c5c2d13e59ae883e6af3b45daea64af4833a4951c92d116ec270d9ddbe998063"),
                   "Apache-2.0 (Megvii)", "COCO box AP 40.5"),
+    # its scores run low (true detections' median 0.51): tracker thresholds from `python -m engines
+    # calibrate --det centernet --data data/synth/val/annotations.json` (300 held-out frames, seed 2)
     DetectorModel("centernet", "centernet", (384, 224), Weights(bundled="centernet_384x224.pth"),
-                  "MIT (this project)", f"synthetic box AP50 76.5; {_BUNDLED_NOTE}"),
+                  "MIT (this project)", f"synthetic box AP50 76.5; {_BUNDLED_NOTE}",
+                  low_score=0.171, high_score=0.29, new_track_score=0.317),
     DetectorModel("hog", "hog", None, Weights(), "BSD-3-Clause (OpenCV)",
                   "Dalal-Triggs pedestrians; weak on real footage"),
 )}

@@ -103,11 +103,13 @@ def _check_range(name: str, value, low=None, high=None, above=None) -> None:
         raise UserError(f"tracker setting {name} must be more than {above}, got {value}")
 
 
-def load_tracker_config(path: str | Path | None = None) -> TrackerConfig:
+def load_tracker_config(path: str | Path | None = None, base: dict | None = None) -> TrackerConfig:
     """The settings of a YAML file of `KEY: VALUE` lines (any subset of TrackerConfig's fields);
-    None gives the defaults."""
+    keys it leaves out (all of them when `path` is None) take `base`'s values (e.g. a detector's
+    calibrated score thresholds), then the defaults."""
+    base = base or {}
     if path is None:
-        return TrackerConfig()
+        return TrackerConfig(**base)
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -128,6 +130,6 @@ def load_tracker_config(path: str | Path | None = None) -> TrackerConfig:
     if unknown:
         raise UserError(f"{path}: unknown tracker setting {unknown[0]!r}; known: {', '.join(known)}")
     try:
-        return TrackerConfig(**data)
+        return TrackerConfig(**{**base, **data})
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None

@@ -1,0 +1,90 @@
+"""Detector score thresholds for the tracker: `python -m engines calibrate` on real synthetic images
+with the bundled detector, and the tracker taking them from the detector it runs with."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engines.models.catalogue import CATALOGUE, names
+from engines.tools.calibrate import NEW_PRECISION, match_scores
+from tracker.app import build_parser, tracker_config
+from tracker.pipeline import new_tracker
+from tracker.tracking import TrackerConfig
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_matching_is_greedy_by_score_and_ignored_people_count_neither_way():
+    people = np.array([[0, 0, 10, 20], [100, 0, 110, 20], [200, 0, 210, 20]], np.float32)
+    ignored = np.array([False, False, True])
+    detections = np.array([[0, 0, 10, 19, 0.4],      # person 0, but after the better box below
+                           [0, 1, 10, 20, 0.9],      # person 0
+                           [101, 0, 111, 20, 0.3],   # person 1
+                           [200, 0, 210, 20, 0.8],   # the ignored person: neither true nor false
+                           [50, 50, 60, 70, 0.7]],   # nobody
+                          np.float32)
+    true, false = match_scores(detections, people, ignored)
+    assert sorted(true.tolist()) == pytest.approx([0.3, 0.9])
+    assert sorted(false.tolist()) == pytest.approx([0.4, 0.7])
+
+
+@pytest.mark.slow
+def test_calibrate_on_synthetic_images_gives_thresholds_ordered_as_the_tracker_needs(tmp_path):
+    made = run("trainer", "synth", "images", "--count", "40", "--out", str(tmp_path / "set"), "--seed", "23",
+               "--people", "2-8")
+    assert made.returncode == 0, made.stderr
+    result = run("engines", "calibrate", "--det", "centernet", "--data", str(tmp_path / "set/annotations.json"),
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    t = report["thresholds"]
+    assert 0 < t["low_score"] <= t["high_score"] <= t["new_track_score"] < 1
+    TrackerConfig(**t)  # accepted as tracker settings
+    figures = {row["setting"]: row for row in report["figures"]}
+    # a higher threshold keeps fewer people and is more often right
+    assert figures["low_score"]["recall"] >= figures["high_score"]["recall"] >= figures["new_track_score"]["recall"]
+    assert figures["new_track_score"]["precision"] >= NEW_PRECISION
+    assert 0 < report["detections_true"] <= report["people"]
+    text = run("engines", "calibrate", "--data", str(tmp_path / "set/annotations.json"))
+    assert text.returncode == 0 and "high_score" in text.stdout and "precision" in text.stdout
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"images": [], "annotations": []}'])
+def test_calibrate_refuses_bad_input_with_one_line(tmp_path, content):
+    path = tmp_path / "annotations.json"
+    if content is not None:
+        path.write_text(content)
+    result = run("engines", "calibrate", "--data", str(path))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and str(path) in result.stderr
+
+
+def test_the_tracker_takes_the_calibrated_thresholds_of_the_bundled_detector():
+    calibrated = CATALOGUE["centernet"].tracker_thresholds
+    assert set(calibrated) == {"low_score", "high_score", "new_track_score"}
+    config = tracker_config(build_parser().parse_args([]), ["demo"])  # the demo clip runs centernet
+    assert {name: getattr(config, name) for name in calibrated} == calibrated
+    assert config.min_hits == TrackerConfig().min_hits  # what calibration does not set keeps its default
+    assert new_tracker("posetrack18", 25.0, config).config.high_score == calibrated["high_score"]
+
+
+def test_a_tracker_file_overrides_the_calibrated_thresholds(tmp_path):
+    path = tmp_path / "tracker.yaml"
+    path.write_text("high_score: 0.45\n")
+    config = tracker_config(build_parser().parse_args(["--tracker", str(path)]), ["demo"])
+    assert config.high_score == 0.45
+    assert config.new_track_score == CATALOGUE["centernet"].new_track_score  # the file left it out
+
+
+def test_real_world_detectors_keep_the_tracker_defaults():
+    for name in names("detector"):
+        if CATALOGUE[name].kind == "yolox":
+            assert CATALOGUE[name].tracker_thresholds == {}
+            assert tracker_config(build_parser().parse_args(["--det", name]), ["clip.mp4"]) == TrackerConfig()
+    # a checkpoint or ONNX file has no catalogue entry: defaults too
+    assert tracker_config(build_parser().parse_args(["--det", "yolox:x.onnx"]), ["clip.mp4"]) == TrackerConfig()
