@@ -19,7 +19,8 @@ from engines.detectors import box_iou, load_detector
 from engines.detectors.centernet import decode_centernet
 from engines.errors import run_cli
 from engines.models.weights import ASSETS_DIR
-from trainer.detection import DetectionDataset, centernet_loss, load_person_boxes, transform_boxes
+from engines.formats.coco import load_person_boxes
+from trainer.detection import DetectionDataset, centernet_loss, transform_boxes
 from trainer.train_cli import main
 
 REPO = Path(__file__).parents[1]

@@ -83,7 +83,7 @@ def test_bad_options_are_one_line(annotations, args, message):
 
 def test_bad_data_files_are_one_line(tmp_path, annotations):
     missing = run_cli("--data", tmp_path / "none.json")
-    assert missing.returncode == 2 and "not a readable COCO keypoints file" in missing.stderr
+    assert missing.returncode == 2 and "annotation file not found" in missing.stderr
     coco = json.loads(annotations.read_text())
     for person in coco["annotations"]:
         person["keypoints"] = person["keypoints"][:48]  # 16 joints

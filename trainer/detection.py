@@ -27,8 +27,8 @@ from engines.formats.coco_eval import coco_ap
 from engines.detectors.centernet import CenterNetNet, decode_centernet
 from engines.detectors.onnx_yolo import PAD_VALUE, letterbox
 from engines.errors import UserError
-from trainer.datasets.base import read_image, read_json, resolve
-from trainer.datasets.coco import load_coco_images
+from engines.formats.coco import PersonBoxes, load_person_boxes
+from trainer.datasets.base import read_image, resolve
 from trainer.distributed import unwrap
 from trainer.targets import encode_centernet_targets
 from trainer.train import Trainer
@@ -37,44 +37,6 @@ __all__ = ["DetectorTrainer", "DetectionDataset", "PersonBoxes", "load_person_bo
            "predict_boxes", "MIN_KEPT_AREA"]
 
 MIN_KEPT_AREA = 0.3    # a person cut by the input border stays a target with this much of its box
-
-
-@dataclass
-class PersonBoxes:
-    """Per image: path, COCO id and the person boxes (K,4) xyxy in image pixels."""
-    image_paths: list[str]
-    image_ids: np.ndarray
-    boxes: list[np.ndarray]
-    ground_truth: dict            # the annotation file with untrainable people marked as crowd
-
-    def __len__(self) -> int:
-        return len(self.image_paths)
-
-
-def load_person_boxes(ann_file: Path, images_dir: Path | None) -> PersonBoxes:
-    """People of a COCO file as box targets: non-crowd, category 1, at least 2x2 pixels, and with
-    a labelled keypoint where the file has keypoints (fully hidden people are not detectable).
-    The returned ground truth marks the others as crowd, which COCO evaluation ignores."""
-    data = read_json(ann_file)
-    images = load_coco_images(data, ann_file, images_dir)
-    anns = data.get("annotations")
-    if not isinstance(anns, list):
-        raise UserError(f"{ann_file}: not a COCO annotation file (no 'annotations' list)")
-    boxes = [[] for _ in images.paths]
-    for k, ann in enumerate(anns):
-        try:
-            row = images.row[int(ann["image_id"])]
-            x, y, w, h = (float(v) for v in ann["bbox"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{ann_file}: annotations[{k}]: needs a known image_id and a bbox ({exc!r})") from None
-        usable = (not ann.get("iscrowd", 0) and ann.get("category_id", 1) == 1 and w >= 2 and h >= 2
-                  and ann.get("num_keypoints", 1) > 0)
-        if usable:
-            boxes[row].append((x, y, x + w, y + h))
-        else:
-            ann["iscrowd"] = 1
-    return PersonBoxes(images.paths, images.ids, [np.array(b, np.float32).reshape(-1, 4) for b in boxes],
-                       data)
 
 
 def random_affine(image_wh, input_wh, rng: np.random.Generator, scale_factor: float, flip: bool) -> np.ndarray:

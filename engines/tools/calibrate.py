@@ -35,6 +35,7 @@ import numpy as np
 
 from engines.detectors.nms import box_iou
 from engines.errors import UserError
+from engines.formats.coco import load_person_boxes
 
 __all__ = ["FLOOR", "HIGH_PRECISION", "NEW_PRECISION", "LOW_RECALL", "load_boxes", "match_scores",
            "derive_thresholds", "calibrate", "main"]
@@ -48,26 +49,13 @@ LOW_RECALL = 0.95
 
 def load_boxes(annotations: Path) -> list[tuple[Path, np.ndarray, np.ndarray]]:
     """Per image of a COCO-format file: (image path, people's boxes (N,4) xyxy, ignored (N,) bool:
-    crowd or, where keypoints are labelled, none labelled)."""
-    try:
-        coco = json.loads(Path(annotations).read_text(encoding="utf-8"))
-        files = {image["id"]: image["file_name"] for image in coco["images"]}
-        people = {image_id: [] for image_id in files}
-        for a in coco["annotations"]:
-            if a.get("category_id", 1) == 1:
-                people[a["image_id"]].append(a)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UserError(f"{annotations} is not a readable COCO-format file "
-                        f"({type(exc).__name__}: {str(exc)[:100]})") from None
-    if not any(people.values()):
+    crowd, tiny, or none of its joints labelled where the file has keypoints)."""
+    people = load_person_boxes(Path(annotations), None)
+    if not any(len(boxes) for boxes in people.boxes):
         raise UserError(f"{annotations} has no person boxes")
-    folder, images = Path(annotations).parent, []
-    for image_id, rows in people.items():
-        boxes = np.asarray([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in rows)],
-                           dtype=np.float32).reshape(-1, 4)
-        ignored = np.asarray([bool(a.get("iscrowd")) or a.get("num_keypoints", 1) == 0 for a in rows], bool)
-        images.append((folder / files[image_id], boxes, ignored))
-    return images
+    return [(Path(path), np.concatenate([boxes, ignored]),
+             np.arange(len(boxes) + len(ignored)) >= len(boxes))
+            for path, boxes, ignored in zip(people.image_paths, people.boxes, people.ignored)]
 
 
 def match_scores(detections: np.ndarray, people: np.ndarray, ignored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

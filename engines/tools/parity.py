@@ -37,6 +37,7 @@ from engines.errors import UserError
 from engines.pose.estimator import PoseEstimator
 from engines.models.presets import get_preset
 from engines.pose.schemas import get_schema
+from engines.formats.coco import read_json
 from engines.models.weights import bundled_weights
 
 __all__ = ["CONFIDENT", "MAX_P99_PX", "MAX_AP_POINTS", "load_people", "estimate_all", "compare",
@@ -51,8 +52,8 @@ def load_people(annotations: Path, images: Path | None, limit: int | None,
                 num_joints: int) -> tuple[dict, list[tuple[int, Path, np.ndarray]]]:
     """The COCO dict (of the chosen images) and, per image with people, (image id, image path,
     boxes (N,4) xyxy) of its non-crowd people with at least one labelled joint."""
+    coco = read_json(Path(annotations))
     try:
-        coco = json.loads(Path(annotations).read_text(encoding="utf-8"))
         people = [a for a in coco["annotations"] if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0]
         files = {image["id"]: image["file_name"] for image in coco["images"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:

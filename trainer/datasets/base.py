@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from engines.errors import UserError
 from engines.pose.geometry import box_to_center_scale
 
-__all__ = ["PersonRecords", "JointsDataset", "read_json", "records_from_boxes", "resolve"]
+__all__ = ["PersonRecords", "JointsDataset", "records_from_boxes", "resolve"]
 
 
 @dataclass
@@ -38,15 +36,6 @@ def resolve(root: str | Path, path: str) -> Path:
     """`path` if absolute, else ROOT/path."""
     p = Path(path)
     return p if p.is_absolute() else Path(root) / p
-
-
-def read_json(path: Path):
-    if not path.is_file():
-        raise UserError(f"annotation file not found: {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON: {exc}") from None
 
 
 def records_from_boxes(image_paths: list[str], image_ids: np.ndarray, person_image: np.ndarray,

@@ -12,40 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import UserError
+from engines.formats.coco import CocoImages, entry_error, load_coco_images, read_json
 from engines.pose.schemas import KeypointSchema
-from trainer.datasets.base import PersonRecords, read_json, records_from_boxes
+from trainer.datasets.base import PersonRecords, records_from_boxes
 
-__all__ = ["CocoImages", "load_coco_images", "load_coco_people", "load_detections", "parse_detections"]
+__all__ = ["load_coco_people", "load_detections", "parse_detections"]
 
 PERSON = 1
-
-
-class CocoImages:
-    """The `images` table: ids, file paths and sizes, in file order."""
-
-    def __init__(self, ids: np.ndarray, paths: list[str], sizes: np.ndarray):
-        self.ids, self.paths, self.sizes = ids, paths, sizes
-        self.row = {int(i): k for k, i in enumerate(ids)}
-
-
-def _entry_error(path: Path, table: str, k: int, entry, what: str) -> UserError:
-    ident = entry.get("id") if isinstance(entry, dict) else None
-    return UserError(f"{path}: {table}[{k}]{f' (id {ident})' if ident is not None else ''}: {what}")
-
-
-def load_coco_images(data: dict, ann_file: Path, images_dir: Path | None) -> CocoImages:
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise UserError(f"{ann_file}: not a COCO annotation file (no 'images' list)")
-    base = images_dir if images_dir is not None else ann_file.parent
-    ids, paths, sizes = [], [], []
-    for k, im in enumerate(data["images"]):
-        try:
-            ids.append(int(im["id"]))
-            paths.append(str(base / im["file_name"]))
-            sizes.append((int(im["width"]), int(im["height"])))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _entry_error(ann_file, "images", k, im, f"needs id, file_name, width, height ({exc!r})") from None
-    return CocoImages(np.array(ids, np.int64), paths, np.array(sizes, np.float32).reshape(-1, 2))
 
 
 def load_coco_people(ann_file: Path, images_dir: Path | None, schema: KeypointSchema,
@@ -65,11 +38,11 @@ def load_coco_people(ann_file: Path, images_dir: Path | None, schema: KeypointSc
             x, y, w, h = (float(v) for v in ann["bbox"])
             row = images.row[int(ann["image_id"])]
         except KeyError as exc:
-            raise _entry_error(ann_file, "annotations", k, ann, f"missing or unknown {exc}") from None
+            raise entry_error(ann_file, "annotations", k, ann, f"missing or unknown {exc}") from None
         except (TypeError, ValueError) as exc:
-            raise _entry_error(ann_file, "annotations", k, ann, f"bad value ({exc})") from None
+            raise entry_error(ann_file, "annotations", k, ann, f"bad value ({exc})") from None
         if kpts.size != 3 * schema.num_joints:
-            raise _entry_error(ann_file, "annotations", k, ann,
+            raise entry_error(ann_file, "annotations", k, ann,
                                f"{kpts.size} keypoint values, expected {3 * schema.num_joints} ({schema.name})")
         if kpts.max(initial=0) == 0:
             continue
@@ -104,9 +77,9 @@ def parse_detections(dets, det_file: Path, images: CocoImages,
             x, y, w, h = (float(v) for v in det["bbox"])
             row = images.row[int(det["image_id"])]
         except KeyError as exc:
-            raise _entry_error(det_file, "detections", k, det, f"missing or unknown {exc}") from None
+            raise entry_error(det_file, "detections", k, det, f"missing or unknown {exc}") from None
         except (TypeError, ValueError, AttributeError) as exc:
-            raise _entry_error(det_file, "detections", k, det, f"bad value ({exc})") from None
+            raise entry_error(det_file, "detections", k, det, f"bad value ({exc})") from None
         if score < score_thresh:
             continue
         rows.append(row)

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import UserError
+from engines.formats.coco import read_json
 from engines.pose.schemas import KeypointSchema
-from trainer.datasets.base import PersonRecords, read_json
+from trainer.datasets.base import PersonRecords
 
 __all__ = ["load_mpii"]
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engines.formats.coco import CocoImages, read_json
 from engines.formats.posetrack import PoseTrackFrame, load_sequence, load_sequence_dir
 from engines.pose.schemas import KeypointSchema
-from trainer.datasets.base import PersonRecords, records_from_boxes, read_json
-from trainer.datasets.coco import CocoImages, PERSON, parse_detections
+from trainer.datasets.base import PersonRecords, records_from_boxes
+from trainer.datasets.coco import PERSON, parse_detections
 
 __all__ = ["load_posetrack_split"]
 
