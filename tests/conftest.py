@@ -1,9 +1,11 @@
-"""Shared fixtures: every cache in a temporary folder, an untrained lite checkpoint, a six-frame
-cut of the demo clip, and a maker of synthetic-people image sets."""
+"""Shared set-up: every cache and home-folder write goes to a temporary folder. Fixtures: an
+untrained lite checkpoint, a six-frame cut of the demo clip, a maker of synthetic-people sets."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -14,20 +16,30 @@ from engines.models.presets import build_network
 from tracker.sources import DEMO_CLIP
 
 
-@pytest.fixture(scope="session", autouse=True)
-def temporary_caches(tmp_path_factory):
-    """Model cache, ONNX exports and anything under XDG_CACHE_HOME go to a temporary folder,
-    for this process and the subprocesses tests start: tests never write into the home folder."""
-    folder = tmp_path_factory.mktemp("cache")
-    saved = {name: os.environ.get(name) for name in ("HRNET_TRACKER_CACHE", "XDG_CACHE_HOME")}
-    os.environ["HRNET_TRACKER_CACHE"] = str(folder / "hrnet-tracker")
-    os.environ["XDG_CACHE_HOME"] = str(folder)
-    yield folder
+# Set before any test module is imported: onnxruntime fixes the folder of its device-id file
+# ($HOME/.cache) when it loads, before any fixture could run.
+HOME_VARIABLES = ("HRNET_TRACKER_CACHE", "XDG_CACHE_HOME", "HOME", "MPLCONFIGDIR")
+SAVED_HOME = pytest.StashKey[tuple]()   # (their values before the run, the temporary folder)
+
+
+def pytest_configure(config):
+    """Model cache, ONNX exports and whatever libraries write under the home folder (onnxruntime's
+    ~/.cache, matplotlib's ~/.config) go to one temporary folder, for this process and the
+    subprocesses tests start: tests never write into the user's home."""
+    folder = Path(tempfile.mkdtemp(prefix="hrnet-tests-"))
+    config.stash[SAVED_HOME] = ({name: os.environ.get(name) for name in HOME_VARIABLES}, folder)
+    os.environ.update(HRNET_TRACKER_CACHE=str(folder / "hrnet-tracker"), XDG_CACHE_HOME=str(folder),
+                      HOME=str(folder / "home"), MPLCONFIGDIR=str(folder / "matplotlib"))
+
+
+def pytest_unconfigure(config):
+    saved, folder = config.stash[SAVED_HOME]
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -113,6 +113,24 @@ def test_video_that_fits_is_checked_and_complete(tmp_path):
     assert video_frames(tmp_path / "clip.mp4") == 7 and sorted(os.listdir(tmp_path)) == ["clip.mp4"]
 
 
+def test_frames_of_another_size_are_fitted_into_the_video(tmp_path):
+    """An image folder of mixed sizes (the COCO sample): every frame lands in the video."""
+    reader = cv2.VideoCapture(str(DEMO_CLIP))
+    first = reader.read()[1]
+    reader.release()
+    sink = VideoSink(tmp_path / "clip.mp4", 25.0)
+    for image in (first, cv2.resize(first, (320, 320)), cv2.resize(first, (1280, 720))):
+        sink.write(image)
+    sink.close()
+    video = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
+    frames = [video.read()[1] for _ in range(3)]
+    video.release()
+    assert video_frames(tmp_path / "clip.mp4") == 3 and all(f.shape == first.shape for f in frames)
+    # the square frame sits between grey bars (140 px each side), the 16:9 one fills the frame
+    assert np.abs(frames[1][:, :130].astype(int) - 114).mean() < 4
+    assert np.abs(frames[2].astype(int) - first.astype(int)).mean() < 6
+
+
 def test_jsonl_on_a_full_disk_raises_and_keeps_whole_frames(tmpfs):
     folder = tmpfs("16k")
     writer = JsonlWriter(folder / "t.jsonl")

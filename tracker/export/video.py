@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engines.detectors.onnx_yolo import letterbox
 from engines.errors import UserError, WriteError
 
 __all__ = ["VideoSink", "partial_video_path", "PARTIAL_VIDEO_PATTERN"]
@@ -36,13 +37,16 @@ def _frames_in(path: Path) -> int:
 
 
 class VideoSink:
-    """write(image) per frame, close() once: the video appears at `path` only when complete."""
+    """write(image) per frame, close() once: the video appears at `path` only when complete. The
+    video takes the first frame's size; a later frame of another size (an image folder of mixed
+    sizes) is fitted into it, aspect kept, centred on grey, as a video writer drops it otherwise."""
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = Path(path)
         self.fps = fps
         self._tmp = partial_video_path(self.path)
         self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None   # (w, h) of the video, from the first frame
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
@@ -52,6 +56,9 @@ class VideoSink:
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise UserError(f"cannot write video {self.path}")
+            self._size = (w, h)
+        if image.shape[1::-1] != self._size:
+            image = letterbox(image, self._size, centred=True)[0]
         self._writer.write(image)
         self.frames += 1
 
