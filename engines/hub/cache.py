@@ -23,13 +23,13 @@ from pathlib import Path
 from engines.errors import UserError
 from engines.hub.download import DownloadError, download, sha256_of
 from engines.models.catalogue import CATALOGUE, DetectorModel, PoseModel, get_model
+from engines.models.weights import ASSETS_DIR
 
 __all__ = ["CACHE_ENV", "MIRROR_ENV", "cache_dir", "model_url", "cached_path", "is_cached", "fetch",
            "model_file", "main"]
 
 CACHE_ENV = "HRNET_TRACKER_CACHE"
 MIRROR_ENV = "HRNET_TRACKER_MIRROR"
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
@@ -60,25 +60,35 @@ def _stamp(path: Path) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def _remembered_digest(path: Path) -> str | None:
+    """The SHA-256 remembered beside `path`, while its size and modification time are unchanged."""
+    try:
+        remembered = json.loads(_marker(path).read_text())
+        stamp = _stamp(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(remembered, dict) or {k: remembered.get(k) for k in stamp} != stamp:
+        return None
+    return str(remembered.get("sha256", ""))
+
+
+def _expected(model: PoseModel | DetectorModel) -> str:
+    return (model.weights.sha256 or model.weights.sha256_prefix or "").lower()
+
+
 def _verified(path: Path, model: PoseModel | DetectorModel) -> bool:
     """True when `path` holds the model's file: remembered from an earlier check while size and
     modification time are unchanged, else checked by hashing (and remembered)."""
     if not path.is_file():
         return False
-    stamp = _stamp(path)
-    try:
-        remembered = json.loads(_marker(path).read_text())
-    except (OSError, ValueError):
-        remembered = None
-    expected = (model.weights.sha256 or model.weights.sha256_prefix or "").lower()
-    if isinstance(remembered, dict) and remembered.get("sha256", "").startswith(expected) \
-            and {k: remembered.get(k) for k in stamp} == stamp:
+    remembered = _remembered_digest(path)
+    if remembered and remembered.startswith(_expected(model)):
         return True
     digest = sha256_of(path)
-    if not digest.startswith(expected):
+    if not digest.startswith(_expected(model)):
         return False
     try:
-        _marker(path).write_text(json.dumps(dict(stamp, sha256=digest)))
+        _marker(path).write_text(json.dumps(dict(_stamp(path), sha256=digest)))
     except OSError:
         pass   # a read-only cache still works; the file is hashed again next time
     return True
@@ -89,12 +99,8 @@ def is_cached(model: PoseModel | DetectorModel, cache: str | os.PathLike | None 
     this does not hash: `fetch` does)."""
     if not model.weights.fetched:
         return True
-    path = cached_path(model, cache)
-    try:
-        remembered = json.loads(_marker(path).read_text())
-        return path.is_file() and {k: remembered.get(k) for k in ("size", "mtime_ns")} == _stamp(path)
-    except (OSError, ValueError, AttributeError):
-        return False
+    remembered = _remembered_digest(cached_path(model, cache))
+    return bool(remembered) and remembered.startswith(_expected(model))
 
 
 def fetch(name: str, cache: str | os.PathLike | None = None, progress: bool = True) -> Path:
