@@ -9,6 +9,7 @@ import torch
 
 from engines.errors import UserError
 from engines.pose.estimator import PoseEstimator
+from engines.runtimes.backends import OnnxRuntimeBackend
 from engines.pose.normalization import IMAGENET_MEAN, IMAGENET_STD
 from engines.models.presets import Preset
 
@@ -145,9 +146,19 @@ def test_flip_test_reproduces_the_official_fusion(ref, tiny_preset):
 
 def test_channels_last_gives_the_same_heatmaps(ref, tiny_preset):
     images = ref["input"].numpy()
-    plain = PoseEstimator(tiny_preset, weights=ref["state_dict"]).heatmaps(images)
-    nhwc = PoseEstimator(tiny_preset, weights=ref["state_dict"], channels_last=True).heatmaps(images)
+    plain = PoseEstimator(tiny_preset, weights=ref["state_dict"], backend="torch").heatmaps(images)
+    nhwc = PoseEstimator(tiny_preset, weights=ref["state_dict"], backend="torch", channels_last=True).heatmaps(images)
     assert np.abs(plain - nhwc).max() <= 1e-4
+
+
+def test_library_defaults_are_the_command_lines():
+    # PoseEstimator with no options runs as `python -m tracker` does with none
+    from tracker.app import build_parser
+
+    args = build_parser().parse_args([])
+    est = PoseEstimator("lite_w16_160x128")
+    assert est.decode == args.decode
+    assert isinstance(est.backend, OnnxRuntimeBackend) and args.backend is None
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -165,7 +176,7 @@ def test_bad_settings_are_user_errors(kwargs, message):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_fp32_and_fp16_match_cpu(ref, tiny_preset):
     images = ref["input"].numpy()
-    cpu = PoseEstimator(tiny_preset, weights=ref["state_dict"]).heatmaps(images)
+    cpu = PoseEstimator(tiny_preset, weights=ref["state_dict"], backend="torch").heatmaps(images)
     gpu = PoseEstimator(tiny_preset, weights=ref["state_dict"], device="cuda").heatmaps(images)
     half = PoseEstimator(tiny_preset, weights=ref["state_dict"], device="cuda", half=True).heatmaps(images)
     assert np.abs(gpu - cpu).max() <= 1e-3

@@ -16,7 +16,7 @@ from tracker.export import (
 )
 from tracker.export.journal import finish_journal, journal_path
 from tracker.tracking import PoseTracker
-from tracker.tracking.synthetic import noisy_detections, synthetic_people
+from synthetic_people import noisy_detections, synthetic_people
 
 SEQ = "000007_synthetic"
 

@@ -3,6 +3,7 @@ verified download, wrong hash, resume, deadline, unreachable server, cached file
 and re-fetched when corrupt, first use through load_pose, the offline message of the tracker CLI,
 and the choice of default models per source and device."""
 
+import dataclasses
 import hashlib
 import os
 import socket
@@ -154,14 +155,24 @@ def served_detector(server, tmp_path, monkeypatch):
 
 def test_first_use_fetches_with_progress_then_trusts_the_remembered_check(server, served_detector, tmp_path,
                                                                           capsys, monkeypatch):
+    hashed = []
+    monkeypatch.setattr(cache, "sha256_of", lambda p: hashed.append(p) or hashlib.sha256(Path(p).read_bytes()).hexdigest())
     path = cache.fetch("test-det")
     assert path == tmp_path / "cache" / "model.onnx" and path.read_bytes() == server.payload
     assert "model.onnx" in capsys.readouterr().err                    # the progress bar
+    assert hashed == [path]                                           # the fresh download, hashed once
     assert cache.is_cached(served_detector)
-    hashed = []
-    monkeypatch.setattr(cache, "sha256_of", lambda p: hashed.append(p) or hashlib.sha256(Path(p).read_bytes()).hexdigest())
     assert cache.fetch("test-det") == path
-    assert len(server.requests) == 1 and hashed == []                 # no download, no hashing
+    assert len(server.requests) == 1 and hashed == [path]             # no download, no hashing
+
+
+def test_a_wrong_file_from_the_server_is_deleted_with_both_hashes_named(server, served_detector, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setitem(CATALOGUE, "test-det", dataclasses.replace(
+        served_detector, weights=Weights(url=served_detector.weights.url, sha256="ab" * 32)))
+    with pytest.raises(DownloadError, match=f"test-det: .*sha256 is {server.sha}, not the published {'ab' * 32}"):
+        cache.fetch("test-det", progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []
 
 
 @pytest.mark.parametrize("damage", ["garbage", "same-size"])

@@ -21,8 +21,8 @@ def people(make_synth_images):
     return load_people(root / "val" / "annotations.json", None, None, 17)[1]
 
 
-def estimator(**options) -> PoseEstimator:
-    return PoseEstimator(PRESET, bundled_weights(PRESET), **options)
+def estimator(backend="torch", **options) -> PoseEstimator:
+    return PoseEstimator(PRESET, bundled_weights(PRESET), backend=backend, **options)
 
 
 @pytest.mark.parametrize("flip_test", [False, True])
@@ -36,8 +36,8 @@ def test_on_device_dark_keypoints_match_the_cpu_path(people, flip_test):
 
 
 def test_on_device_standard_decode_differs_only_by_rare_quarter_steps(people):
-    host = estimate_all(estimator(), people)
-    device = estimate_all(estimator(on_device=True), people)
+    host = estimate_all(estimator(decode="standard"), people)
+    device = estimate_all(estimator(decode="standard", on_device=True), people)
     distances = compare(host, device)
     assert distances["px_median"] == 0.0
     assert distances["within_0.5px_pct"] >= 97.0, distances

@@ -22,7 +22,7 @@ from tracker.export.journal import finish_journal
 from tracker.export.video import VideoSink
 from tracker.sources import DEMO_CLIP
 from tracker.tracking import PoseTracker
-from tracker.tracking.synthetic import noisy_detections, synthetic_people
+from synthetic_people import noisy_detections, synthetic_people
 
 REPO = Path(__file__).parents[1]
 OFFLINE = ["--bundled"]   # the bundled models: no download

@@ -10,7 +10,7 @@ from engines.pose.schemas import COCO17
 from tracker.tracking import LOST, REMOVED, TENTATIVE, TRACKED, PoseTracker, TrackerConfig
 from tracker.tracking.kalman import ConstantVelocityBank
 from tracker.tracking.lifecycle import next_states
-from tracker.tracking.synthetic import COCO_TEMPLATE, boxes_from_keypoints, noisy_detections, synthetic_people
+from synthetic_people import COCO_TEMPLATE, boxes_from_keypoints, noisy_detections, synthetic_people
 
 
 def pose_at(cx, cy, height=200.0, score=0.9):

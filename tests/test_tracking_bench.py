@@ -12,6 +12,8 @@ def test_track_stage_reports_medians(capsys):
     assert main(["--stage", "track", "--people", "2", "6", "--frames", "30", "--warmup", "5", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["people"] for r in rows] == [2, 6]
+    # the demo clip's people, copied to the crowd size, are tracked (some enter and leave the clip)
+    assert 0 < rows[0]["tracked"] <= 2 and 2 < rows[1]["tracked"] <= 6
     assert all(r["frames"] == 25 and 0 < r["median_ms"] <= r["p90_ms"] for r in rows)
     # the reference workload is timed once per run and every median is given as a multiple of it
     assert len({r["reference_ms"] for r in rows}) == 1 and rows[0]["reference_ms"] > 0

@@ -11,7 +11,7 @@ import yaml
 from engines.errors import UserError
 from tracker.pipeline import new_tracker
 from tracker.tracking import DEFAULT_TRACKER_YAML, PoseTracker, TrackerConfig, load_tracker_config
-from tracker.tracking.synthetic import COCO_TEMPLATE, boxes_from_keypoints
+from synthetic_people import COCO_TEMPLATE, boxes_from_keypoints
 
 
 def write(tmp_path, text, name="tracker.yaml"):

@@ -11,7 +11,7 @@ import numpy as np
 from tracker.app import build_parser
 from tracker.pipeline import Pipeline, Stream, new_tracker
 from tracker.sources import open_source
-from tracker.tracking.synthetic import COCO_TEMPLATE, boxes_from_keypoints
+from synthetic_people import COCO_TEMPLATE, boxes_from_keypoints
 
 STEP = 6.0   # pixels per frame
 

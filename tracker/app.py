@@ -68,18 +68,17 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
     return p
 
 
-def tracker_settings(path: str) -> str:
-    """argparse type: a YAML file of tracker settings, checked at once (a wrong file or setting is
-    a UserError); tracker_config reads it once the detector is known."""
-    from tracker.tracking.config import load_tracker_config
+def tracker_settings(path: str) -> dict:
+    """argparse type: the settings of a YAML file, read and checked at once (a wrong file or
+    setting is a UserError); tracker_config joins them with the detector's thresholds."""
+    from tracker.tracking.config import read_tracker_settings
 
-    load_tracker_config(path)
-    return path
+    return read_tracker_settings(path)
 
 
 def add_tracker_option(p: argparse.ArgumentParser) -> None:
-    """--tracker FILE.yaml, kept in args.tracker_file (None: no file); tracker_config reads it."""
-    p.add_argument("--tracker", metavar="FILE.yaml", dest="tracker_file", type=tracker_settings,
+    """--tracker FILE.yaml, its settings kept in args.tracker_settings (None: no file)."""
+    p.add_argument("--tracker", metavar="FILE.yaml", dest="tracker_settings", type=tracker_settings,
                    help="tracker settings, any keys of tracker/tracking/default_tracker.yaml (the defaults; "
                         "copy it and change what you need)")
 
@@ -120,7 +119,7 @@ def tracker_config(args: argparse.Namespace, sources: list[str], device: str | N
     det, _ = default_models(args, sources, device or args.device)
     model = CATALOGUE.get(det)
     calibrated = model.tracker_thresholds if model is not None and model.task == "detector" else {}
-    return load_tracker_config(args.tracker_file, base=calibrated)
+    return load_tracker_config(args.tracker_settings, base=calibrated)
 
 
 def device_name(text: str) -> str:

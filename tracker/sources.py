@@ -42,6 +42,7 @@ if "OPENCV_LOG_LEVEL" not in os.environ:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 import numpy as np  # noqa: E402
 
+from engines.detectors.base import validate_frame  # noqa: E402
 from engines.errors import UserError  # noqa: E402
 
 __all__ = ["Frame", "Source", "VideoSource", "ImageFolderSource", "LiveSource", "CaptureThread",
@@ -87,9 +88,13 @@ class SteadyClock:
         return self._wall + (time.monotonic() - self._start)
 
 
-def _valid(image) -> bool:
-    return (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
-            and image.dtype == np.uint8 and image.shape[0] > 0 and image.shape[1] > 0)
+def _usable(image) -> bool:
+    """A frame the models accept (engines' rule); a source counts any other as lost."""
+    try:
+        validate_frame(image)
+    except UserError:
+        return False
+    return True
 
 
 class Source:
@@ -152,7 +157,7 @@ class VideoSource(Source):
         failing_since = 0.0
         while True:
             ok, image = self._capture.read()
-            if not (ok and _valid(image)):
+            if not (ok and _usable(image)):
                 failing_since = failing_since if failures else time.monotonic()
                 failures += 1
                 # a stalled network read fails once per READ_TIMEOUT_S: no frame for that long ends it too
@@ -219,7 +224,7 @@ class ImageFolderSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         for path, number in zip(self.paths, self.numbers):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if not _valid(image):
+            if not _usable(image):
                 self.lost += 1
                 say(f"{self.name}: unreadable image {path} skipped (frame {number})")
                 continue
@@ -264,7 +269,7 @@ class LiveSource(Source):
         failures = 0      # reopen attempts since the last good frame
         while not self._closed.is_set():
             ok, image = self._capture.read()
-            if ok and _valid(image):
+            if ok and _usable(image):
                 failures = 0
                 yield Frame(index, clock(), image)
                 index += 1

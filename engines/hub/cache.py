@@ -76,22 +76,25 @@ def _expected(model: PoseModel | DetectorModel) -> str:
     return (model.weights.sha256 or model.weights.sha256_prefix or "").lower()
 
 
-def _verified(path: Path, model: PoseModel | DetectorModel) -> bool:
-    """True when `path` holds the model's file: remembered from an earlier check while size and
-    modification time are unchanged, else checked by hashing (and remembered)."""
+def _digest(path: Path) -> str | None:
+    """SHA-256 of `path` (None if absent): remembered from an earlier check while its size and
+    modification time are unchanged, else hashed now and remembered."""
     if not path.is_file():
-        return False
+        return None
     remembered = _remembered_digest(path)
-    if remembered and remembered.startswith(_expected(model)):
-        return True
+    if remembered:
+        return remembered
     digest = sha256_of(path)
-    if not digest.startswith(_expected(model)):
-        return False
     try:
         _marker(path).write_text(json.dumps(dict(_stamp(path), sha256=digest)))
     except OSError:
         pass   # a read-only cache still works; the file is hashed again next time
-    return True
+    return digest
+
+
+def _forget(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _marker(path).unlink(missing_ok=True)
 
 
 def is_cached(model: PoseModel | DetectorModel, cache: str | os.PathLike | None = None) -> bool:
@@ -110,18 +113,23 @@ def fetch(name: str, cache: str | os.PathLike | None = None, progress: bool = Tr
     if not model.weights.fetched:
         raise UserError(f"{name} is bundled with the package, nothing to fetch")
     path = cached_path(model, cache)
-    if _verified(path, model):
+    expected = _expected(model)
+    digest = _digest(path)
+    if digest is not None and digest.startswith(expected):
         return path
-    if path.exists():
+    if digest is not None:
         print(f"{path} does not match the published hash of {name}: fetching it again", file=sys.stderr)
-        path.unlink()
-        _marker(path).unlink(missing_ok=True)
+        _forget(path)
     url = model_url(model)
     try:
-        download(url, path, model.weights.sha256, model.weights.sha256_prefix, progress=progress)
+        download(url, path, progress=progress)  # hashed once, below, and remembered
     except DownloadError as exc:
         raise DownloadError(f"model {name}: {exc}") from None
-    _verified(path, model)  # remember the check download just made
+    digest = _digest(path)
+    if not digest.startswith(expected):
+        _forget(path)
+        raise DownloadError(f"model {name}: {url} sent a file whose sha256 is {digest}, not the published "
+                            f"{expected}; it was deleted, try again")
     return path
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from engines.runtimes import gpu_ops
-from engines.runtimes.backends import BackendOptions, TensorBackend, create_backend
+from engines.runtimes.backends import BackendOptions, TensorBackend, create_backend, default_backend
 from engines.pose.codec import decode_heatmaps, fuse_flip
 from engines.detectors.base import validate_frame
 from engines.errors import UserError
@@ -43,18 +43,19 @@ class PoseEstimator:
     want to drop such people keep rows with any score > 0.
 
     preset: name or Preset. weights: checkpoint path or state_dict (random weights when None).
-    backend: a name in engines.runtimes.backends.BACKENDS ("torch", "onnxruntime"). onnx_path: run this
+    backend: a name in engines.runtimes.backends.BACKENDS ("torch", "onnxruntime"); None: the
+    device's fastest (`default_backend`: ONNX Runtime on the CPU, torch on CUDA). onnx_path: run this
     ONNX file (with its own weights) instead of exporting the network to the cache. half and
     channels_last: torch only; threads: onnxruntime intra-op threads; batch_profile: (min, opt,
     max) crops per call of a torch-based backend (a TensorRT engine's range; larger batches are
-    split). decode: "standard" (official argmax + quarter offset) or "dark". on_device: crop,
+    split). decode: "dark" (sub-pixel, the default) or "standard" (official argmax + quarter offset). on_device: crop,
     normalise and decode with torch on the backend's device (torch-based backends only); None =
     yes on CUDA.
     """
 
     def __init__(self, preset: str | Preset, weights: str | os.PathLike | Mapping | None = None,
-                 backend: str = "torch", device: str = "cpu", half: bool = False,
-                 flip_test: bool = False, decode: str = "standard",
+                 backend: str | None = None, device: str = "cpu", half: bool = False,
+                 flip_test: bool = False, decode: str = "dark",
                  onnx_path: str | os.PathLike | None = None, channels_last: bool = False,
                  threads: int | None = None, batch_profile: tuple[int, int, int] | None = None,
                  on_device: bool | None = None):
@@ -71,6 +72,7 @@ class PoseEstimator:
         options = BackendOptions(device=device, half=half, channels_last=channels_last,
                                  onnx_path=None if onnx_path is None else str(onnx_path),
                                  threads=threads, batch_profile=batch_profile)
+        backend = backend or default_backend(device)
         self.backend = create_backend(backend, model, self.preset.image_size, options)
         tensor_backend = isinstance(self.backend, TensorBackend)
         if on_device and not tensor_backend:

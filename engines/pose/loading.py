@@ -19,13 +19,7 @@ from engines.models.catalogue import CATALOGUE, names
 from engines.models.presets import PRESETS, Preset, build_network, get_preset
 from engines.models.weights import load_state_dict_file, normalize_state_dict
 
-__all__ = ["load_pose", "default_backend", "infer_preset"]
-
-
-def default_backend(device: str) -> str:
-    """The fastest pose runtime measured per device: ONNX Runtime on the CPU (~2.5x torch eager
-    there), torch on CUDA."""
-    return "onnxruntime" if device == "cpu" else "torch"
+__all__ = ["load_pose", "infer_preset"]
 
 
 def load_pose(name: str | os.PathLike, preset: str | None = None, *, backend: str | None = None,
@@ -54,7 +48,7 @@ def load_pose(name: str | os.PathLike, preset: str | None = None, *, backend: st
         if not any(k.startswith("backbone.stem.") for k in weights):  # not a Lite-HRNet: official keys
             weights = normalize_state_dict(weights)
         chosen = preset or infer_preset(weights, path)
-    return PoseEstimator(chosen, weights, backend=backend or default_backend(device), device=device,
+    return PoseEstimator(chosen, weights, backend=backend, device=device,
                          decode=decode, **options)
 
 

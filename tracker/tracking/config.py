@@ -19,7 +19,7 @@ import yaml
 from engines.errors import UserError
 from engines.pose.schemas import SCHEMAS
 
-__all__ = ["TrackerConfig", "load_tracker_config", "DEFAULT_TRACKER_YAML"]
+__all__ = ["TrackerConfig", "load_tracker_config", "read_tracker_settings", "DEFAULT_TRACKER_YAML"]
 
 DEFAULT_TRACKER_YAML = Path(__file__).with_name("default_tracker.yaml")
 
@@ -103,13 +103,9 @@ def _check_range(name: str, value, low=None, high=None, above=None) -> None:
         raise UserError(f"tracker setting {name} must be more than {above}, got {value}")
 
 
-def load_tracker_config(path: str | Path | None = None, base: dict | None = None) -> TrackerConfig:
-    """The settings of a YAML file of `KEY: VALUE` lines (any subset of TrackerConfig's fields);
-    keys it leaves out (all of them when `path` is None) take `base`'s values (e.g. a detector's
-    calibrated score thresholds), then the defaults."""
-    base = base or {}
-    if path is None:
-        return TrackerConfig(**base)
+def read_tracker_settings(path: str | Path) -> dict:
+    """The `KEY: VALUE` settings of a YAML file (any subset of TrackerConfig's fields), each
+    checked; a UserError naming the file otherwise."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -129,7 +125,21 @@ def load_tracker_config(path: str | Path | None = None, base: dict | None = None
     unknown = [str(key) for key in data if key not in known]
     if unknown:
         raise UserError(f"{path}: unknown tracker setting {unknown[0]!r}; known: {', '.join(known)}")
+    _config(data, {}, path)
+    return data
+
+
+def load_tracker_config(settings: str | Path | dict | None = None, base: dict | None = None) -> TrackerConfig:
+    """TrackerConfig from a YAML file (or the dict `read_tracker_settings` read from one); keys
+    it leaves out (all of them when None) take `base`'s values (e.g. a detector's calibrated
+    score thresholds), then the defaults."""
+    if settings is None or isinstance(settings, dict):
+        return _config(settings or {}, base or {}, None)
+    return _config(read_tracker_settings(settings), base or {}, settings)
+
+
+def _config(settings: dict, base: dict, path) -> TrackerConfig:
     try:
-        return TrackerConfig(**{**base, **data})
+        return TrackerConfig(**{**base, **settings})
     except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
+        raise UserError(f"{path}: {exc}" if path is not None else str(exc)) from None

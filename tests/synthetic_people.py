@@ -1,4 +1,4 @@
-"""Synthetic moving people with known ground truth, for tracker tests, jitter measurement and benchmarks.
+"""Synthetic moving people with known ground truth, for the tracker tests (jitter, propagation, export).
 
 People are a COCO-17 stick template scaled to a height, walking on smooth paths (a straight
 drift plus a slow sway) with swinging arms and legs. `noisy_detections` adds what a pose model
