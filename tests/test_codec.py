@@ -30,13 +30,21 @@ def test_decode_matches_official(batch):
     np.testing.assert_array_equal(kpts[..., 2:], GOLDEN["maxvals"][batch])
 
 
-def test_decode_special_cases_are_in_the_fixture():
-    # the strict border rule, masking and ties the README describes are what the golden test exercises
-    hm, maxvals = GOLDEN["hm"][0], GOLDEN["maxvals"][0]
-    assert maxvals[0, 0, 0] <= 0 and maxvals[0, 1, 0] <= 0
-    x_of_peaks_at_0_1_46_47 = GOLDEN["coords_hm"][0][1, 2:6, 0]
-    np.testing.assert_array_equal(x_of_peaks_at_0_1_46_47, [0, 1, 45.75, 47])  # strict 1 < x < W-1
-    assert hm.shape == (3, 17, 64, 48)
+def test_standard_decode_border_rule_masking_and_ties_by_hand():
+    # Peaks on row 30, each with a higher left than right neighbour: the quarter step goes left,
+    # but only for peaks strictly inside (1 < x < W-1), so x = 0, 1 and 47 stay where they are.
+    hm = np.zeros((1, 6, 64, 48), np.float32)
+    for joint, x in enumerate((0, 1, 46, 47)):
+        hm[0, joint, 30, x] = 1.0
+        hm[0, joint, 30, x - 1 if x else x + 1] = 0.5   # x = 0 has a right neighbour only
+    hm[0, 4] = -0.5                     # nothing above 0: masked to the origin, maxval kept
+    hm[0, 4, 10, 20] = -0.1
+    hm[0, 5, 10, 10] = hm[0, 5, 40, 40] = 4.0   # a tie: the first in row-major order wins
+    identity = dict(centers=np.array([[24.0, 32.0]]), scales=np.array([[48 / 200, 64 / 200]]))
+    kpts = decode_heatmaps(hm, **identity)[0]
+    np.testing.assert_array_equal(kpts[:, 0], [0, 1, 45.75, 47, 0, 10])
+    np.testing.assert_array_equal(kpts[:, 1], [30, 30, 30, 30, 0, 10])
+    np.testing.assert_allclose(kpts[:, 2], [1, 1, 1, 1, -0.1, 4])
 
 
 def test_decode_matches_tiny_model_reference():

@@ -15,7 +15,7 @@ from tracker.export import (
     CsvWriter, JsonlWriter, MotWriter, PoseTrack17Writer, PoseTrack18Writer, to_posetrack18_keypoints,
 )
 from tracker.export.journal import finish_journal, journal_path
-from tracker.tracking import PoseTracker
+from tracker.tracking import JointState, PoseTracker
 from synthetic_people import noisy_detections, synthetic_people
 
 SEQ = "000007_synthetic"
@@ -73,9 +73,31 @@ def test_every_writer_produces_a_readable_file(tmp_path):
     with open(tmp_path / "t.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert len(table) == rows_expected and float(table[0]["nose_score"]) > 0
+    assert {row["nose_state"] for row in table} == {"observed"}
     mot = [line.split(",") for line in (tmp_path / "t.mot.txt").read_text().splitlines()]
     assert len(mot) == rows_expected and all(len(r) == 10 for r in mot)
     assert mot[0][0] == str(next(f for f, o in enumerate(outs) if len(o)) + 1)  # 1-based frames
+
+
+def test_line_formats_say_which_joints_were_observed_predicted_or_hidden(tmp_path):
+    _, outs = tracked_frames(num_people=2, num_frames=6)
+    out = outs[-1]
+    states = np.zeros_like(out.joint_states)
+    states[0, COCO17.index("left_wrist")] = JointState.PREDICTED
+    states[1, COCO17.index("right_ankle")] = JointState.HIDDEN
+    out.joint_states = states
+    with JsonlWriter(tmp_path / "t.jsonl") as jl, CsvWriter(tmp_path / "t.csv") as cw:
+        jl.write(5, 0.2, out)
+        cw.write(5, 0.2, out)
+    people = json.loads((tmp_path / "t.jsonl").read_text())["tracks"]
+    assert people[0]["joint_states"][COCO17.index("left_wrist")] == "predicted"
+    assert people[1]["joint_states"][COCO17.index("right_ankle")] == "hidden"
+    assert sum(s == "observed" for p in people for s in p["joint_states"]) == 2 * 17 - 2
+    with open(tmp_path / "t.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [rows[0]["left_wrist_state"], rows[1]["right_ankle_state"], rows[1]["left_wrist_state"]] == \
+        ["predicted", "hidden", "observed"]
+    assert float(rows[0]["left_wrist_x"]) == pytest.approx(float(out.keypoints[0, COCO17.index("left_wrist"), 0]), abs=1e-3)
 
 
 def test_files_are_valid_before_close(tmp_path):

@@ -3,10 +3,10 @@
 import numpy as np
 
 from tracker.render import Renderer, track_colour
-from tracker.tracking import TRACKED, TrackBatch
+from tracker.tracking import TRACKED, JointState, TrackBatch
 
 
-def batch(ids, offset=0.0, nan_joint=None):
+def batch(ids, offset=0.0, nan_joint=None, joint_states=None):
     n = len(ids)
     kpts = np.zeros((n, 17, 3), np.float32)
     for r in range(n):
@@ -18,7 +18,8 @@ def batch(ids, offset=0.0, nan_joint=None):
     boxes = np.stack([kpts[..., 0].min(1), kpts[..., 1].min(1), kpts[..., 0].max(1), kpts[..., 1].max(1),
                       np.ones(n)], axis=1).astype(np.float32)
     return TrackBatch(ids=np.asarray(ids, np.int64), boxes=boxes, keypoints=kpts, keypoints_raw=kpts.copy(),
-                      states=np.full(n, TRACKED, np.int8), frames_since_update=np.zeros(n, np.int32))
+                      states=np.full(n, TRACKED, np.int8), frames_since_update=np.zeros(n, np.int32),
+                      joint_states=np.zeros((n, 17), np.int8) if joint_states is None else joint_states)
 
 
 def test_colours_are_stable_and_distinct():
@@ -45,3 +46,29 @@ def test_trails_follow_live_tracks_only():
     assert {k: len(v) for k, v in renderer._trails.items()} == {1: 3, 2: 3}
     renderer.draw(np.zeros((80, 200, 3), np.uint8), batch([2]))
     assert set(renderer._trails) == {2}
+
+
+def test_observed_joints_are_dots_predicted_ones_rings_hidden_ones_not_drawn():
+    # one person, joints far apart on a large canvas so that each mark can be looked at alone
+    kpts = np.zeros((1, 17, 3), np.float32)
+    kpts[0, :, 0] = 20 + 30 * np.arange(17)
+    kpts[0, :, 1] = 40
+    kpts[0, :, 2] = 0.9
+    states = np.zeros((1, 17), np.int8)
+    states[0, 9] = JointState.PREDICTED   # left wrist
+    states[0, 10] = JointState.HIDDEN     # right wrist
+    tracks = TrackBatch(ids=np.array([1]), boxes=np.full((1, 5), np.nan, np.float32), keypoints=kpts,
+                        keypoints_raw=kpts.copy(), states=np.array([TRACKED], np.int8),
+                        frames_since_update=np.zeros(1, np.int32), joint_states=states)
+    renderer = Renderer("coco17")
+    renderer.edges = np.zeros((0, 2), np.int64)   # marks only: bones would cross the other joints
+    image = renderer.draw(np.zeros((80, 560, 3), np.uint8), tracks)
+    white = image.min(axis=2) > 100   # white marks (anti-aliased edges are dimmer)
+
+    def around(j, r):
+        x, y = int(kpts[0, j, 0]), int(kpts[0, j, 1])
+        return white[y - r:y + r + 1, x - r:x + r + 1]
+
+    assert around(0, 0).all()                          # observed: a filled dot
+    assert not around(9, 0).any() and around(9, 3).any()   # predicted: a ring with an empty middle
+    assert not around(10, 4).any()                     # hidden: nothing

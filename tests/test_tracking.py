@@ -7,7 +7,7 @@ from filterpy.kalman import KalmanFilter
 
 from engines.errors import UserError
 from engines.pose.schemas import COCO17
-from tracker.tracking import LOST, REMOVED, TENTATIVE, TRACKED, PoseTracker, TrackerConfig
+from tracker.tracking import LOST, REMOVED, TENTATIVE, TRACKED, JointState, PoseTracker, TrackerConfig
 from tracker.tracking.kalman import ConstantVelocityBank
 from tracker.tracking.lifecycle import next_states
 from synthetic_people import COCO_TEMPLATE, boxes_from_keypoints, noisy_detections, synthetic_people
@@ -89,6 +89,29 @@ def test_short_gap_keeps_the_id_and_predicts_through_it():
         out = tracker.update(*detections([pose]), timestamp=f / 30)
         seen.update(out.ids.tolist())
     assert seen == {1}
+
+
+def test_joint_states_say_observed_predicted_then_hidden():
+    wrist = COCO17.index("left_wrist")
+    tracker = PoseTracker(TrackerConfig(min_hits=1, joint_coast_frames=3, output_coast_frames=1))
+    states = []
+    for f in range(12):
+        pose = pose_at(100 + 4 * f, 300)
+        if 3 <= f < 9:
+            pose[wrist, 2] = 0.05          # the wrist goes behind something for six frames
+        out = tracker.update(*detections([pose]), timestamp=f / 30)
+        states.append(int(out.joint_states[0, wrist]))
+        assert (np.delete(out.joint_states[0], wrist) == JointState.OBSERVED).all()
+    O, P, H = JointState.OBSERVED, JointState.PREDICTED, JointState.HIDDEN
+    assert states == [O, O, O, P, P, P, H, H, H, O, O, O]
+    # a missed person, reported while coasting, has every joint predicted
+    out = tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), timestamp=12 / 30)
+    assert out.states.tolist() == [LOST] and (out.joint_states == P).all()
+    # a joint never measured since the track began is hidden at once
+    fresh = PoseTracker(TrackerConfig(min_hits=1))
+    pose = pose_at(100, 300)
+    pose[wrist, 2] = 0.0
+    assert fresh.update(*detections([pose])).joint_states[0, wrist] == H
 
 
 def test_person_who_stops_while_hidden_is_recovered():

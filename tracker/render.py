@@ -1,5 +1,6 @@
 """Drawing tracks on frames: skeletons, boxes, ids in stable per-id colours, short trails and an
-FPS / per-stage latency overlay."""
+FPS / per-stage latency overlay. Joints observed this frame are drawn solid; joints the tracker
+only predicts (hidden behind someone, missed) as hollow rings on thin bones; hidden ones not at all."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 
 from engines.pose.schemas import get_schema
+from tracker.tracking import JointState
 
 __all__ = ["Renderer", "track_colour"]
 
@@ -26,11 +28,10 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
 class Renderer:
     """Draws one frame's TrackBatch; keeps the last `trail_length` box-bottom centres per id."""
 
-    def __init__(self, schema: str = "coco17", trail_length: int = 20, joint_thresh: float = 0.3):
+    def __init__(self, schema: str = "coco17", trail_length: int = 20):
         self.schema = get_schema(schema)
         self.edges = np.asarray(self.schema.skeleton, dtype=np.int64).reshape(-1, 2)
         self.trail_length = trail_length
-        self.joint_thresh = joint_thresh
         self._trails: dict[int, deque] = {}
 
     def draw(self, image: np.ndarray, tracks, overlay: dict[str, float] | None = None) -> np.ndarray:
@@ -48,7 +49,7 @@ class Renderer:
                             0.5, colour, 1, cv2.LINE_AA)
                 trail = self._trails.setdefault(track_id, deque(maxlen=self.trail_length))
                 trail.append((int((x1 + x2) / 2), int(y2)))
-            self._draw_skeleton(image, tracks.keypoints[row], colour)
+            self._draw_skeleton(image, tracks.keypoints[row], tracks.joint_states[row], colour)
         for track_id in list(self._trails):
             if track_id not in live:
                 del self._trails[track_id]
@@ -59,13 +60,18 @@ class Renderer:
             self._draw_overlay(image, overlay)
         return image
 
-    def _draw_skeleton(self, image: np.ndarray, keypoints: np.ndarray, colour) -> None:
-        visible = np.isfinite(keypoints).all(axis=1) & (np.nan_to_num(keypoints[:, 2]) >= self.joint_thresh)
+    def _draw_skeleton(self, image: np.ndarray, keypoints: np.ndarray, states: np.ndarray, colour) -> None:
+        finite = np.isfinite(keypoints[:, :2]).all(axis=1)
+        seen = finite & (states == JointState.OBSERVED)
+        shown = finite & (states != JointState.HIDDEN)
         points = np.nan_to_num(keypoints[:, :2]).astype(np.int32)
-        for a, b in self.edges[visible[self.edges[:, 0]] & visible[self.edges[:, 1]]]:
-            cv2.line(image, tuple(points[a]), tuple(points[b]), colour, 2, cv2.LINE_AA)
-        for x, y in points[visible]:
+        for a, b in self.edges[shown[self.edges[:, 0]] & shown[self.edges[:, 1]]]:
+            thickness = 2 if seen[a] and seen[b] else 1
+            cv2.line(image, tuple(points[a]), tuple(points[b]), colour, thickness, cv2.LINE_AA)
+        for x, y in points[seen]:
             cv2.circle(image, (int(x), int(y)), 2, (255, 255, 255), -1, cv2.LINE_AA)
+        for x, y in points[shown & ~seen]:
+            cv2.circle(image, (int(x), int(y)), 3, (255, 255, 255), 1, cv2.LINE_AA)
 
     @staticmethod
     def _draw_overlay(image: np.ndarray, overlay: dict[str, float]) -> None:

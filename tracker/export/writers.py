@@ -9,6 +9,10 @@ run stops early (Ctrl+C, crash, SIGKILL, full disk):
 - line formats (JSONL, CSV, MOT) write each frame's lines in one call and flush; a write that
   fails (disk full) is cut back, so the file ends with the last whole frame.
 A failed write raises `WriteError` naming the file.
+
+JSONL and CSV say per joint what its position rests on (`JointState`): "observed" this frame,
+"predicted" by the tracker's filter, or "hidden" (not seen for a while; the position is a guess).
+PoseTrack files carry scores only, as the format and its evaluation want.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from engines.formats.posetrack import PoseTrackFrame, make_image_id
 from engines.pose.schemas import get_schema
 from tracker.export.head import to_posetrack18_keypoints
 from tracker.export.journal import Journal, write_failed
-from tracker.tracking import TrackBatch
+from tracker.tracking import JointState, TrackBatch
 
 __all__ = ["PoseTrack18Writer", "PoseTrack17Writer", "JsonlWriter", "CsvWriter", "MotWriter", "TrackWriter"]
+
+
+JOINT_STATE_NAMES = [state.name.lower() for state in JointState]   # indexed by JointState
 
 
 def _keypoints(tracks: TrackBatch, raw: bool) -> np.ndarray:
@@ -154,35 +161,43 @@ def _num(v) -> float | None:
 
 
 class JsonlWriter(_LineWriter):
-    """One JSON object per frame: frame, time, tracks [{id, state, box, keypoints [[x, y, score]...]}]."""
+    """One JSON object per frame: frame, time, tracks [{id, state, box, keypoints [[x, y, score]...],
+    joint_states ["observed" | "predicted" | "hidden", ...]}]."""
 
     def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
         kpts = _keypoints(tracks, self.raw)
         people = [{"id": int(tracks.ids[r]), "state": int(tracks.states[r]),
                    "box": [_num(v) for v in tracks.boxes[r]],
-                   "keypoints": [[_num(v) for v in joint] for joint in kpts[r]]} for r in range(len(tracks))]
+                   "keypoints": [[_num(v) for v in joint] for joint in kpts[r]],
+                   "joint_states": [JOINT_STATE_NAMES[s] for s in tracks.joint_states[r]]}
+                  for r in range(len(tracks))]
         record = {"frame": int(frame_index), "time": None if timestamp is None else float(timestamp),
                   "tracks": people}
         self._emit(json.dumps(record, separators=(",", ":")) + "\n")
 
 
 class CsvWriter(_LineWriter):
-    """One row per person per frame: frame, time, track_id, box, score, then x, y, score per joint."""
+    """One row per person per frame: frame, time, track_id, box, score, then x, y, score, state per joint."""
 
     def _header(self) -> str:
-        joints = [f"{j}_{c}" for j in self.schema.joints for c in ("x", "y", "score")]
+        joints = [f"{j}_{c}" for j in self.schema.joints for c in ("x", "y", "score", "state")]
         return ",".join(["frame", "time", "track_id", "x1", "y1", "x2", "y2", "score"] + joints) + "\n"
 
     def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
-        kpts = _keypoints(tracks, self.raw).reshape(len(tracks), 3 * self.schema.num_joints)
+        kpts = _keypoints(tracks, self.raw)
         time_text = "" if timestamp is None else f"{timestamp:.6f}"
         lines = []
         for r in range(len(tracks)):
-            values = np.concatenate([tracks.boxes[r], kpts[r]])
-            lines.append(",".join([str(frame_index), time_text, str(int(tracks.ids[r]))] +
-                                  [f"{v:.3f}" if np.isfinite(v) else "" for v in values]))
+            cells = [str(frame_index), time_text, str(int(tracks.ids[r]))] + [_cell(v) for v in tracks.boxes[r]]
+            for joint, state in zip(kpts[r], tracks.joint_states[r]):
+                cells += [_cell(v) for v in joint] + [JOINT_STATE_NAMES[state]]
+            lines.append(",".join(cells))
         if lines:
             self._emit("\n".join(lines) + "\n")
+
+
+def _cell(v) -> str:
+    return f"{v:.3f}" if np.isfinite(v) else ""
 
 
 class MotWriter(_LineWriter):

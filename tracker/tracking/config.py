@@ -47,6 +47,7 @@ class TrackerConfig:
     min_hits: int = _within(3, low=1)                    # consecutive hits before a track is confirmed
     lost_buffer: int = _within(30, low=0)                # frames a lost track is kept for recovery
     output_coast_frames: int = _within(0, low=0)         # lost tracks are reported (predicted) this many frames
+    joint_coast_frames: int = _within(15, low=0)         # an unmeasured joint is reported as predicted this many frames, then hidden
     frame_period: float | None = _within(None, above=0)  # seconds per frame; None: the source's (1/30 standalone)
     box_noise: float = _within(0.03, above=0)            # box measurement std
     keypoint_noise: float = _within(0.01, above=0)       # keypoint measurement std at joint score 1

@@ -12,7 +12,8 @@ Per frame (`PoseTracker.update` reads in this order):
    tracked tracks still unmatched (ByteTrack's second stage: a half-hidden person is detected
    weakly); the high-score detections left with tentative tracks;
 3. matched tracks update their filters, with each joint's measurement noise grown as its score
-   falls, so weak joints lean on the prediction; unobserved joints keep the prediction;
+   falls, so weak joints lean on the prediction; unobserved joints keep the prediction (and are
+   reported as predicted for `joint_coast_frames` frames, then as hidden);
 4. the lifecycle state machine (lifecycle.py) moves every track on; confirmed tracks get ids;
 5. high-score detections nobody took start tentative tracks.
 
@@ -23,6 +24,7 @@ prediction step. Noise levels are fractions of the person's box height, so they 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 
@@ -32,9 +34,9 @@ from tracker.tracking.association import Matches, match_rows, pose_similarity
 from tracker.tracking.config import TrackerConfig
 from tracker.tracking.kalman import ConstantVelocityBank
 from tracker.tracking.lifecycle import LOST, REMOVED, TENTATIVE, TRACKED, birth_state, next_states
-from tracker.tracking.tracks import TrackTable
+from tracker.tracking.tracks import NEVER, TrackTable
 
-__all__ = ["TrackerConfig", "TrackBatch", "PoseTracker"]
+__all__ = ["TrackerConfig", "TrackBatch", "PoseTracker", "JointState"]
 
 DEFAULT_SCHEMA = "coco17"
 DEFAULT_FRAME_PERIOD = 1 / 30
@@ -43,6 +45,14 @@ DEFAULT_FRAME_PERIOD = 1 / 30
 _BOX, _CENTRE, _JOINTS = slice(0, 4), slice(4, 6), slice(6, None)
 _POSE = 6   # where the joints start
 _CHI2_99_2D = 9.21
+
+
+class JointState(IntEnum):
+    """What a reported joint's position rests on this frame."""
+
+    OBSERVED = 0    # measured this frame (joint score at least joint_score_thresh)
+    PREDICTED = 1   # not measured this frame: the filter's prediction, measured in the last joint_coast_frames
+    HIDDEN = 2      # not measured for longer, or never: the position is a guess, not to be drawn
 
 
 @dataclass
@@ -55,6 +65,7 @@ class TrackBatch:
     keypoints_raw: np.ndarray       # (T,J,3) float32 this frame's detection (left/right fixed); NaN if unobserved
     states: np.ndarray              # (T,) int8 TENTATIVE / TRACKED / LOST
     frames_since_update: np.ndarray  # (T,) int32, 0 when observed this frame
+    joint_states: np.ndarray        # (T,J) int8 JointState per joint
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -87,6 +98,7 @@ class PoseTracker:
         self.frame_index += 1
         self._predict(self._advance_clock(timestamp))
         self.tracks.raw[:] = np.nan
+        self.tracks.joint_unseen = np.minimum(self.tracks.joint_unseen + 1, NEVER)
         predicted, detections = self._pose(self.tracks.filters.pos), (boxes, keypoints)
 
         score, state = boxes[:, 4], self.tracks.state
@@ -164,6 +176,7 @@ class PoseTracker:
         t.score[rows] = det_boxes[:, 4]
         t.joint_score[rows] = det_kpts[:, :, 2]
         t.raw[rows] = det_kpts
+        t.joint_unseen[rows] = np.where(observed[:, _JOINTS][:, ::2], 0, t.joint_unseen[rows])
 
     def _advance_lifecycle(self, matched_rows: np.ndarray) -> None:
         """Count hits and misses, move every track through the state machine, give newly
@@ -191,7 +204,9 @@ class PoseTracker:
         z = np.where(observed, z, 0.0)
         var = np.where(observed, var, (h * 10.0) ** 2)
         filters = ConstantVelocityBank(z, var, (cfg.velocity_init * h) ** 2)
-        self.tracks = self.tracks.concatenate(TrackTable.started(birth_state(cfg.min_hits), filters, boxes[:, 4], kpts))
+        measured = observed[:, _JOINTS][:, ::2]
+        self.tracks = self.tracks.concatenate(TrackTable.started(birth_state(cfg.min_hits), filters, boxes[:, 4],
+                                                                 kpts, measured))
         self._give_ids()
 
     def _give_ids(self) -> None:
@@ -209,8 +224,13 @@ class PoseTracker:
         show |= (t.state == LOST) & (t.since_update <= self.config.output_coast_frames)
         rows = np.flatnonzero(show)
         boxes, kpts = self._pose(t.filters.pos[rows], rows)
+        unseen = t.joint_unseen[rows]
+        joint_states = np.where(unseen == 0, JointState.OBSERVED,
+                                np.where(unseen <= self.config.joint_coast_frames, JointState.PREDICTED,
+                                         JointState.HIDDEN)).astype(np.int8)
         return TrackBatch(ids=t.ids[rows], boxes=boxes, keypoints=kpts, keypoints_raw=t.raw[rows],
-                          states=t.state[rows], frames_since_update=t.since_update[rows])
+                          states=t.state[rows], frames_since_update=t.since_update[rows],
+                          joint_states=joint_states)
 
     # ---------------------------------------------------------------------------- helpers
 

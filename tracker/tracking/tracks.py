@@ -8,7 +8,9 @@ import numpy as np
 
 from tracker.tracking.kalman import ConstantVelocityBank
 
-__all__ = ["TrackTable"]
+__all__ = ["TrackTable", "NEVER"]
+
+NEVER = np.iinfo(np.int32).max // 2   # joint_unseen of a joint never measured (room to count on)
 
 
 @dataclass
@@ -20,22 +22,25 @@ class TrackTable:
     score: np.ndarray           # (T,) float32 detection score of the last match
     joint_score: np.ndarray     # (T,J) float32 joint scores of the last match
     raw: np.ndarray             # (T,J,3) float32 this frame's matched detection (labels fixed); NaN if none
+    joint_unseen: np.ndarray    # (T,J) int32 frames since each joint was measured; 0 this frame, NEVER if not yet
     filters: ConstantVelocityBank  # (T,D) Kalman filters: box, pose centre, joint offsets (see tracker.py)
 
     @classmethod
     def started(cls, state: int, filters: ConstantVelocityBank, score: np.ndarray,
-                keypoints: np.ndarray) -> "TrackTable":
-        """Rows for tracks born from detections (score (N,), keypoints (N,J,3)): one hit, no id yet."""
+                keypoints: np.ndarray, measured: np.ndarray) -> "TrackTable":
+        """Rows for tracks born from detections (score (N,), keypoints (N,J,3), which joints were
+        measured (N,J)): one hit, no id yet."""
         n = len(filters)
         return cls(ids=np.full(n, -1, np.int64), state=np.full(n, state, np.int8), hits=np.ones(n, np.int32),
                    since_update=np.zeros(n, np.int32), score=np.asarray(score, np.float32),
                    joint_score=np.asarray(keypoints[:, :, 2], np.float32),
-                   raw=np.asarray(keypoints, np.float32), filters=filters)
+                   raw=np.asarray(keypoints, np.float32),
+                   joint_unseen=np.where(measured, 0, NEVER).astype(np.int32), filters=filters)
 
     @classmethod
     def empty(cls, num_joints: int, filter_dims: int) -> "TrackTable":
         return cls.started(0, ConstantVelocityBank(np.zeros((0, filter_dims)), 0.0, 0.0), np.zeros(0),
-                           np.zeros((0, num_joints, 3)))
+                           np.zeros((0, num_joints, 3)), np.zeros((0, num_joints), bool))
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
