@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.runtimes.backends import BACKENDS, BackendOptions, create_backend
+from engines.runtimes.backends import BackendOptions, create_backend
 from engines.runtimes.compile_backend import CompileBackend, batch_buckets, bucket_for
 from engines.runtimes.batching import BatchProfile
 
@@ -14,10 +14,6 @@ def tiny_pose_net():
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.BatchNorm2d(8),
                                torch.nn.ReLU(), torch.nn.Conv2d(8, 17, 3, stride=2, padding=1)).eval()
-
-
-def test_registered_by_name():
-    assert "compile" in BACKENDS
 
 
 @pytest.mark.parametrize("profile, expected", [((1, 8, 32), (1, 2, 4, 8, 16, 32)),

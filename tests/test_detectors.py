@@ -171,15 +171,43 @@ def test_centernet_targets_round_trip_through_decode():
     np.testing.assert_allclose(decoded[order, :4], boxes[[0, 2, 1]], atol=1e-4)
 
 
-def test_centernet_network_shapes_and_detector():
+def test_centernet_network_predicts_at_stride_4():
     import torch
 
-    from engines.detectors.centernet import CenterNetDetector, CenterNetNet
+    from engines.detectors.centernet import CenterNetNet
 
-    torch.manual_seed(0)
-    net = CenterNetNet()
-    heat, size, offset = net(torch.zeros(2, 3, 96, 160))
+    heat, size, offset = CenterNetNet()(torch.zeros(2, 3, 96, 160))
     assert heat.shape == (2, 1, 24, 40) and size.shape == offset.shape == (2, 2, 24, 40)
-    det = CenterNetDetector(net, (160, 96), score_thresh=0.0)
-    boxes = det.detect_batch([np.zeros((120, 200, 3), np.uint8)] * 2)
-    assert len(boxes) == 2 and all(b.dtype == np.float32 and b.shape[1] == 5 for b in boxes)
+
+
+def test_centernet_detector_maps_its_peaks_back_to_the_frame():
+    import torch
+
+    from engines.detectors.centernet import CenterNetDetector
+
+    class ChosenMaps(torch.nn.Module):
+        """Two peaks on the 40x24 stride-4 maps of a 160x96 input; records the input it gets."""
+
+        def forward(self, x):
+            self.seen = x
+            heat = torch.full((len(x), 1, 24, 40), -10.0)
+            size, offset = torch.zeros(len(x), 2, 24, 40), torch.zeros(len(x), 2, 24, 40)
+            heat[:, 0, 5, 10] = 2.0
+            size[:, :, 5, 10] = torch.tensor([40.0, 32.0])
+            offset[:, :, 5, 10] = torch.tensor([0.5, 0.25])
+            heat[:, 0, 20, 30] = 0.0
+            size[:, :, 20, 30] = 16.0
+            return heat, size, offset
+
+    net = ChosenMaps()
+    frame = np.empty((150, 200, 3), np.uint8)
+    frame[:] = (30, 120, 200)                               # BGR
+    boxes = CenterNetDetector(net, (160, 96), score_thresh=0.3).detect(frame)
+    # letterbox ratio min(160/200, 96/150) = 0.64, padding right; cell (10, 5) + offset (0.5, 0.25)
+    # is input (42, 21), a 40x32 box [22, 5, 62, 37]: / 0.64 in the frame. Cell (30, 20): input
+    # (120, 80), 16x16 -> [112, 72, 128, 88] / 0.64. Scores: sigmoid(2), sigmoid(0).
+    np.testing.assert_allclose(boxes, [[34.375, 7.8125, 96.875, 57.8125, 1 / (1 + np.exp(-2))],
+                                       [175, 112.5, 200, 137.5, 0.5]], rtol=1e-5)
+    x = net.seen[0].numpy()
+    np.testing.assert_allclose(x[:, 0, 0], np.array([200, 120, 30]) / 255, atol=1e-6)   # RGB, / 255
+    np.testing.assert_allclose(x[:, 0, 130], 114 / 255, atol=1e-6)                     # grey padding

@@ -1,9 +1,9 @@
 """Geometry against the official HRNet outputs (tests/fixtures/decode_golden.npz, a subset of
-../shared/fixtures/hrnet_reference/decode_ref.npz) and on hand-made boxes."""
+../shared/fixtures/hrnet_reference/decode_ref.npz) and on hand-made boxes. The official crop
+itself is checked against engines.runtimes.gpu_ops.warp_crops in test_gpu_ops.py."""
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -19,23 +19,6 @@ def test_affine_matches_official(case):
             GOLDEN["aff_output_size"][case])
     np.testing.assert_allclose(get_affine_transform(*args), GOLDEN["aff_fwd"][case], atol=1e-3)
     np.testing.assert_allclose(get_affine_transform(*args, inv=True), GOLDEN["aff_inv"][case], atol=1e-3)
-
-
-def test_crop_matches_official_within_one_grey_level_inside_the_image():
-    g = GOLDEN
-    w, h = (int(v) for v in g["crop_output_size"])
-    m = get_affine_transform(g["crop_center"], g["crop_scale"], g["crop_rot"], (w, h))
-    crop = cv2.warpAffine(g["crop_img"], m, (w, h), flags=cv2.INTER_LINEAR).astype(int)
-    diff = np.abs(crop - g["crop_out"]).max(axis=2)
-    # Pixels whose bilinear footprint touches the black border blend it differently in
-    # OpenCV 5 (the reference) and 4.x (here): compare those more loosely.
-    ys, xs = np.mgrid[:h, :w]
-    src = affine_points(np.stack([xs, ys], -1).astype(np.float64), cv2.invertAffineTransform(m))
-    img_h, img_w = g["crop_img"].shape[:2]
-    inside = (src[..., 0] >= 0) & (src[..., 0] <= img_w - 1) & (src[..., 1] >= 0) & (src[..., 1] <= img_h - 1)
-    assert inside.mean() > 0.8
-    assert diff[inside].max() <= 1
-    assert diff.max() <= 4
 
 
 def test_crop_people_maps_each_box_onto_its_crop():

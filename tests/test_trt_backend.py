@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engines.runtimes import trt_backend
-from engines.runtimes.backends import BACKENDS, BackendOptions, create_backend, weights_digest
+from engines.runtimes.backends import BackendOptions, create_backend, weights_digest
 from engines.runtimes.batching import BatchProfile
 from engines.errors import UserError
 from engines.runtimes.trt_backend import EngineCache, EngineCacheWarning
@@ -20,10 +20,6 @@ HAVE_TENSORRT = all(importlib.util.find_spec(m) for m in ("tensorrt", "torch_ten
 FIELDS = {"format": "tensorrt_plan", "version": 1, "weights": "ab" * 32, "input_size": [192, 256],
           "precision": "fp16", "batch_profile": [1, 8, 32], "gpu": "NVIDIA H100 80GB HBM3",
           "compute_capability": "9.0", "tensorrt": "10.9.0"}
-
-
-def test_backends_are_registered_by_name():
-    assert {"tensorrt", "tensorrt-onnx"} <= set(BACKENDS)
 
 
 def test_weights_digest_follows_the_weights():
