@@ -177,6 +177,38 @@ def test_track_ids_follow_each_person_without_swaps():
     assert len(moves) > 100 and max(moves) < 0.15
 
 
+def _presence(knobs, seed):
+    """Per track id, the frames in which that person is annotated (visible enough)."""
+    present = {}
+    for fr in frames(np.random.default_rng(seed), knobs):
+        for p in np.flatnonzero(fr.keep):
+            present.setdefault(int(fr.track_ids[p]), []).append(fr.index)
+    return present
+
+
+def test_people_vanish_behind_pillars_and_come_back_with_their_id():
+    knobs = VideoKnobs(width=480, height=270, people=(4, 4), frames=150, occluders=2, away=(30.0, 30.0),
+                       motions=("walk",), noise=0)
+    stage = None
+    hidden_inside = 0
+    for fr in frames(np.random.default_rng(5), knobs):
+        if stage is None:
+            stage = fr.image.astype(int)
+        inside = ((fr.truth.joints >= 0) & (fr.truth.joints < [480, 270])).all(axis=(1, 2))
+        # in the view, yet not a pixel of them shows: behind a pillar (nobody leaves: away is 30 s)
+        hidden_inside += int((inside & (fr.truth.areas == 0)).sum())
+        assert (fr.truth.flags[inside & (fr.truth.areas == 0)] != 2).all()
+    assert hidden_inside >= 25   # a second or more of someone fully hidden
+    gaps = [b - a for seen in _presence(knobs, 5).values() for a, b in zip(seen, seen[1:]) if b - a > 1]
+    assert max(gaps) >= 25       # ... after which they are annotated again under the same id
+
+
+def test_walkers_who_leave_stay_away_for_the_asked_seconds():
+    knobs = VideoKnobs(width=480, height=270, people=(3, 3), frames=250, away=(3.0, 3.0), motions=("walk",), noise=0)
+    gaps = [b - a for seen in _presence(knobs, 2).values() for a, b in zip(seen, seen[1:]) if b - a > 1]
+    assert gaps and min(gaps) >= 3 * knobs.fps   # off-screen 3 s, plus the walk out of and into view
+
+
 def test_shared_posetrack18_sample_loads_through_the_same_loader():
     if not SAMPLE.is_dir():
         pytest.skip(f"{SAMPLE} not present")
@@ -191,6 +223,8 @@ def test_shared_posetrack18_sample_loads_through_the_same_loader():
     ["images", "--count", "-1"], ["images", "--count", "2", "--size", "0x10"],
     ["images", "--count", "2", "--people", "3-1"], ["images", "--count", "2", "--motions", "fly"],
     ["videos", "--count", "1", "--frames", "0"], ["videos", "--count", "1", "--occlusion", "1.5"],
+    ["videos", "--count", "1", "--occluders", "9"], ["videos", "--count", "1", "--away", "5-1"],
+    ["videos", "--count", "1", "--away", "soon"],
 ])
 def test_nonsense_knobs_are_refused_before_any_work(tmp_path, argv):
     out = tmp_path / "out"

@@ -196,7 +196,7 @@ class Pipeline:
         t1 = time.perf_counter()
         keypoints = self.estimator.estimate(frame.image, boxes)
         t2 = time.perf_counter()
-        tracks = stream.tracker.update(boxes, keypoints, frame.timestamp)
+        tracks = stream.tracker.update(boxes, keypoints, frame.timestamp, image=frame.image)
         t3 = time.perf_counter()
         times.update(detect=t1 - t0, pose=t2 - t1, track=t3 - t2)
         stream.frames += 1

@@ -48,6 +48,8 @@ class TrackerConfig:
     lost_buffer: int = _within(30, low=0)                # frames a lost track is kept for recovery
     output_coast_frames: int = _within(0, low=0)         # lost tracks are reported (predicted) this many frames
     joint_coast_frames: int = _within(15, low=0)         # an unmeasured joint is reported as predicted this many frames, then hidden
+    reid_seconds: float = _within(5.0, low=0)            # a person lost or gone this long ago who comes back gets their id (0: off)
+    reid_max_distance: float = _within(15.0, above=0)    # clothing colour distance (Lab) below which they are taken for the same
     frame_period: float | None = _within(None, above=0)  # seconds per frame; None: the source's (1/30 standalone)
     box_noise: float = _within(0.03, above=0)            # box measurement std
     keypoint_noise: float = _within(0.01, above=0)       # keypoint measurement std at joint score 1

@@ -14,7 +14,10 @@ Per frame (`PoseTracker.update` reads in this order):
 3. matched tracks update their filters, with each joint's measurement noise grown as its score
    falls, so weak joints lean on the prediction; unobserved joints keep the prediction (and are
    reported as predicted for `joint_coast_frames` frames, then as hidden);
-4. the lifecycle state machine (lifecycle.py) moves every track on; confirmed tracks get ids;
+4. the lifecycle state machine (lifecycle.py) moves every track on; a newly confirmed track
+   whose clothing colours (appearance.py) match a person lost or gone within `reid_seconds`
+   takes that person's id (re-identification), the others get new ids; removed tracks are
+   remembered as departed for `reid_seconds`;
 5. high-score detections nobody took start tentative tracks.
 
 Time is measured in frames of `frame_period` seconds, so irregular timestamps stretch the
@@ -30,7 +33,9 @@ import numpy as np
 
 from engines.errors import UserError
 from engines.pose.schemas import get_schema
-from tracker.tracking.association import Matches, match_rows, pose_similarity
+from engines.detectors.nms import box_iou
+from tracker.tracking.appearance import PARTS, AppearanceSampler, appearance_distance, blend_appearance
+from tracker.tracking.association import Matches, gated_assignment, match_rows, pose_similarity
 from tracker.tracking.config import TrackerConfig
 from tracker.tracking.kalman import ConstantVelocityBank
 from tracker.tracking.lifecycle import LOST, REMOVED, TENTATIVE, TRACKED, birth_state, next_states
@@ -45,6 +50,8 @@ DEFAULT_FRAME_PERIOD = 1 / 30
 _BOX, _CENTRE, _JOINTS = slice(0, 4), slice(4, 6), slice(6, None)
 _POSE = 6   # where the joints start
 _CHI2_99_2D = 9.21
+_APPEARANCE_MOMENTUM = 0.1   # weight of the newest frame in a track's running part colours
+_CROWDED_IOU = 0.3           # a detection overlapping another this much mixes two people's colours
 
 
 class JointState(IntEnum):
@@ -85,16 +92,23 @@ class PoseTracker:
         self._next_id = 1
         self._last_time: float | None = None
         self.frame_index = -1
-        self.tracks = TrackTable.empty(num_joints=j, filter_dims=_POSE + 2 * j)
+        self.tracks = TrackTable.empty(num_joints=j, filter_dims=_POSE + 2 * j, num_parts=len(PARTS))
+        # confirmed tracks removed within reid_seconds, kept for re-identification
+        self.departed = TrackTable.empty(num_joints=j, filter_dims=_POSE + 2 * j, num_parts=len(PARTS))
+        self._sampler = AppearanceSampler(schema.name, self.config.joint_score_thresh)
         self._accel_frac = np.concatenate([np.full(_POSE, self.config.accel_noise),
                                            np.full(2 * j, self.config.pose_accel_noise)])
 
     # ------------------------------------------------------------------------------- public
 
-    def update(self, boxes: np.ndarray, keypoints: np.ndarray, timestamp: float | None = None) -> TrackBatch:
-        """Feed one frame's detections (boxes (N,5) xyxy+score, keypoints (N,J,3)); get the reported tracks."""
+    def update(self, boxes: np.ndarray, keypoints: np.ndarray, timestamp: float | None = None,
+               image: np.ndarray | None = None) -> TrackBatch:
+        """Feed one frame's detections (boxes (N,5) xyxy+score, keypoints (N,J,3)); get the reported
+        tracks. With the frame's `image` (BGR), people are also told apart by their clothes'
+        colours, so someone who comes back after `lost_buffer` can get their id back."""
         cfg = self.config
         boxes, keypoints = self._sanitize(boxes, keypoints)
+        appearance = self._appearance(image, boxes, keypoints)
         self.frame_index += 1
         self._predict(self._advance_clock(timestamp))
         self.tracks.raw[:] = np.nan
@@ -114,11 +128,11 @@ class PoseTracker:
                                 first.unmatched_detections, cfg.min_similarity)
 
         matches = Matches.concatenate([first, second, third])
-        self._correct(matches, boxes, keypoints)
+        self._correct(matches, boxes, keypoints, appearance)
         self._advance_lifecycle(matches.tracks)
         unclaimed = third.unmatched_detections
         starters = unclaimed[score[unclaimed] >= cfg.new_track_score]
-        self._start_tracks(boxes[starters], keypoints[starters])
+        self._start_tracks(boxes[starters], keypoints[starters], appearance[starters])
         return self._report()
 
     def predicted_people(self, timestamp: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +171,21 @@ class PoseTracker:
                                           self._recovery_similarity(track_rows[lost], det_boxes[det_rows]))
         return match_rows(track_rows, det_rows, similarity, flipped, min_similarity)
 
-    def _correct(self, matches: Matches, boxes: np.ndarray, keypoints: np.ndarray) -> None:
+    def _appearance(self, image: np.ndarray | None, boxes: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """Part colours (N,P,3) of the detections; unknown (NaN) without an image, with
+        re-identification off, and for people overlapping someone else (mixed colours)."""
+        unknown = np.full((len(boxes), len(PARTS), 3), np.nan, np.float32)
+        if image is None or self.config.reid_seconds <= 0 or len(boxes) == 0:
+            return unknown
+        colours = self._sampler(image, keypoints)
+        if colours is None:
+            return unknown
+        overlap = box_iou(boxes[:, :4], boxes[:, :4])
+        np.fill_diagonal(overlap, 0.0)
+        colours[overlap.max(axis=1) > _CROWDED_IOU] = np.nan
+        return colours
+
+    def _correct(self, matches: Matches, boxes: np.ndarray, keypoints: np.ndarray, appearance: np.ndarray) -> None:
         """Kalman update of the matched tracks with their detections (left/right labels fixed)."""
         rows, t = matches.tracks, self.tracks
         if rows.size == 0:
@@ -177,6 +205,9 @@ class PoseTracker:
         t.joint_score[rows] = det_kpts[:, :, 2]
         t.raw[rows] = det_kpts
         t.joint_unseen[rows] = np.where(observed[:, _JOINTS][:, ::2], 0, t.joint_unseen[rows])
+        t.appearance[rows], t.appearance_n[rows] = blend_appearance(
+            t.appearance[rows], appearance[matches.detections], t.appearance_n[rows], _APPEARANCE_MOMENTUM)
+        t.seen_at[rows] = self._now
 
     def _advance_lifecycle(self, matched_rows: np.ndarray) -> None:
         """Count hits and misses, move every track through the state machine, give newly
@@ -188,11 +219,20 @@ class PoseTracker:
         t.since_update = np.where(hit, 0, t.since_update + 1).astype(np.int32)
         t.state = next_states(t.state, hit, t.hits, t.since_update, cfg.min_hits, cfg.lost_buffer)
         self._give_ids()
+        self._drop_removed()
+        recent = self._now - self.departed.seen_at <= cfg.reid_seconds
+        if not recent.all():
+            self.departed = self.departed.select(recent)
+
+    def _drop_removed(self) -> None:
+        """Removed tracks leave the table; confirmed ones are remembered as departed."""
+        t = self.tracks
         removed = t.state == REMOVED
         if removed.any():
+            self.departed = self.departed.concatenate(t.select(removed & (t.ids >= 0)))
             self.tracks = t.select(~removed)
 
-    def _start_tracks(self, boxes: np.ndarray, kpts: np.ndarray) -> None:
+    def _start_tracks(self, boxes: np.ndarray, kpts: np.ndarray, appearance: np.ndarray) -> None:
         """New tracks from unmatched detections; their filters start at the measurement."""
         if len(boxes) == 0:
             return
@@ -206,16 +246,44 @@ class PoseTracker:
         filters = ConstantVelocityBank(z, var, (cfg.velocity_init * h) ** 2)
         measured = observed[:, _JOINTS][:, ::2]
         self.tracks = self.tracks.concatenate(TrackTable.started(birth_state(cfg.min_hits), filters, boxes[:, 4],
-                                                                 kpts, measured))
+                                                                 kpts, measured, appearance, self._now))
         self._give_ids()
+        self._drop_removed()   # a lost track whose id a newcomer took
 
     def _give_ids(self) -> None:
-        """Ids, counting up, for the tracks confirmed since the last call (in row order)."""
+        """Ids for the tracks confirmed since the last call: a re-identified person's old id,
+        else new ones counting up (in row order)."""
         t = self.tracks
         confirmed = np.flatnonzero((t.ids < 0) & (t.state != TENTATIVE) & (t.state != REMOVED))
+        confirmed = self._reidentify(confirmed)
         if confirmed.size:
             t.ids[confirmed] = np.arange(self._next_id, self._next_id + confirmed.size)
             self._next_id += confirmed.size
+
+    def _reidentify(self, rows: np.ndarray) -> np.ndarray:
+        """Give newly confirmed track `rows` the ids of the people they look like (lost tracks
+        and departed ones, last seen within reid_seconds and before the newcomer appeared: two
+        people seen at once are two people); returns the rows left without an id. A lost track
+        whose id is taken ends."""
+        t, cfg = self.tracks, self.config
+        lost = np.flatnonzero((t.state == LOST) & (t.ids >= 0))
+        if rows.size == 0 or cfg.reid_seconds <= 0 or lost.size + len(self.departed) == 0:
+            return rows
+        gone = self.departed
+        seen_at = np.concatenate([t.seen_at[lost], gone.seen_at])
+        distance = appearance_distance(t.appearance[rows], np.concatenate([t.appearance[lost], gone.appearance]))
+        distance[seen_at[None, :] >= t.born_at[rows][:, None]] = np.inf
+        distance[:, self._now - seen_at > cfg.reid_seconds] = np.inf
+        pairs, left, _ = gated_assignment(1.0 - distance / cfg.reid_max_distance, 1e-9)
+        ids = np.concatenate([t.ids[lost], gone.ids])
+        t.ids[rows[pairs[:, 0]]] = ids[pairs[:, 1]]
+        from_lost = pairs[:, 1] < lost.size
+        t.state[lost[pairs[from_lost, 1]]] = REMOVED
+        t.ids[lost[pairs[from_lost, 1]]] = -1          # its id lives on in the newcomer: not departed
+        keep = np.ones(len(gone), bool)
+        keep[pairs[~from_lost, 1] - lost.size] = False
+        self.departed = gone.select(keep)
+        return rows[left]
 
     def _report(self) -> TrackBatch:
         """Tracked tracks matched this frame, and lost ones for `output_coast_frames` frames."""
@@ -242,6 +310,11 @@ class PoseTracker:
         if timestamp < self._last_time:
             raise UserError(f"tracker timestamps must not go back in time ({timestamp} after {self._last_time})")
         return (timestamp - self._last_time) / self._frame_period
+
+    @property
+    def _now(self) -> float:
+        """Seconds since the start: the latest timestamp, or frames times frame_period without them."""
+        return self._last_time if self._last_time is not None else self.frame_index * self._frame_period
 
     def _advance_clock(self, timestamp: float | None) -> float:
         dt = self._frames_until(timestamp)

@@ -23,24 +23,32 @@ class TrackTable:
     joint_score: np.ndarray     # (T,J) float32 joint scores of the last match
     raw: np.ndarray             # (T,J,3) float32 this frame's matched detection (labels fixed); NaN if none
     joint_unseen: np.ndarray    # (T,J) int32 frames since each joint was measured; 0 this frame, NEVER if not yet
+    appearance: np.ndarray      # (T,P,3) float32 running Lab colour of each body part (appearance.py); NaN unknown
+    appearance_n: np.ndarray    # (T,P) int32 samples behind each part's colour
+    born_at: np.ndarray         # (T,) float64 time (s) of the first detection
+    seen_at: np.ndarray         # (T,) float64 time (s) of the last match
     filters: ConstantVelocityBank  # (T,D) Kalman filters: box, pose centre, joint offsets (see tracker.py)
 
     @classmethod
     def started(cls, state: int, filters: ConstantVelocityBank, score: np.ndarray,
-                keypoints: np.ndarray, measured: np.ndarray) -> "TrackTable":
-        """Rows for tracks born from detections (score (N,), keypoints (N,J,3), which joints were
-        measured (N,J)): one hit, no id yet."""
+                keypoints: np.ndarray, measured: np.ndarray, appearance: np.ndarray, now: float) -> "TrackTable":
+        """Rows for tracks born at time `now` from detections (score (N,), keypoints (N,J,3), which
+        joints were measured (N,J), part colours (N,P,3)): one hit, no id yet."""
         n = len(filters)
         return cls(ids=np.full(n, -1, np.int64), state=np.full(n, state, np.int8), hits=np.ones(n, np.int32),
                    since_update=np.zeros(n, np.int32), score=np.asarray(score, np.float32),
                    joint_score=np.asarray(keypoints[:, :, 2], np.float32),
                    raw=np.asarray(keypoints, np.float32),
-                   joint_unseen=np.where(measured, 0, NEVER).astype(np.int32), filters=filters)
+                   joint_unseen=np.where(measured, 0, NEVER).astype(np.int32),
+                   appearance=np.asarray(appearance, np.float32),
+                   appearance_n=np.isfinite(appearance).all(axis=-1).astype(np.int32),
+                   born_at=np.full(n, now), seen_at=np.full(n, now), filters=filters)
 
     @classmethod
-    def empty(cls, num_joints: int, filter_dims: int) -> "TrackTable":
+    def empty(cls, num_joints: int, filter_dims: int, num_parts: int) -> "TrackTable":
         return cls.started(0, ConstantVelocityBank(np.zeros((0, filter_dims)), 0.0, 0.0), np.zeros(0),
-                           np.zeros((0, num_joints, 3)), np.zeros((0, num_joints), bool))
+                           np.zeros((0, num_joints, 3)), np.zeros((0, num_joints), bool),
+                           np.zeros((0, num_parts, 3)), 0.0)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

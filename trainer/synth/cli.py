@@ -47,6 +47,17 @@ def parse_range(text: str, name: str, lo: int, hi: int) -> tuple[int, int]:
     return a, b
 
 
+def parse_seconds(text: str, name: str) -> tuple[float, float]:
+    """A-B seconds (0 <= A <= B <= 600) or one number."""
+    try:
+        parts = [float(v) for v in text.split("-")]
+    except ValueError:
+        parts = []
+    if not parts or len(parts) > 2 or not (0 <= parts[0] <= parts[-1] <= 600):
+        raise UserError(f"{name} must be seconds S or A-B with 0 <= A <= B <= 600, got {text!r}")
+    return parts[0], parts[-1]
+
+
 def parse_motions(text: str, allowed: Sequence[str]) -> tuple[str, ...]:
     names = tuple(m.strip() for m in text.split(",") if m.strip())
     bad = [m for m in names if m not in allowed]
@@ -119,6 +130,9 @@ def _video_knobs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="train", choices=("train", "val", "test"))
     p.add_argument("--shake", type=float, default=4.0, help="camera motion amplitude in px, 0..50")
     p.add_argument("--motions", default=",".join(VIDEO_MOTIONS), help=f"comma list from {','.join(VIDEO_MOTIONS)}")
+    p.add_argument("--away", default="0.3-2.5", help="seconds a walker who left the view stays away, A-B")
+    p.add_argument("--occluders", type=int, default=0,
+                   help="pillars in the foreground (0-5) that hide people walking behind them for seconds")
     p.add_argument("--no-images", action="store_true", help="write only the MP4 and the ground truth")
 
 
@@ -166,7 +180,10 @@ def _video_knobs_from(a):
         raise UserError(f"--fps must be between 1 and 240, got {a.fps}")
     if not (0 <= a.shake <= 50):
         raise UserError(f"--shake must be between 0 and 50, got {a.shake}")
-    return VideoKnobs(frames=a.frames, fps=a.fps, shake=a.shake, motions=parse_motions(a.motions, VIDEO_MOTIONS), **common)
+    if not (0 <= a.occluders <= 5):
+        raise UserError(f"--occluders must be between 0 and 5, got {a.occluders}")
+    return VideoKnobs(frames=a.frames, fps=a.fps, shake=a.shake, motions=parse_motions(a.motions, VIDEO_MOTIONS),
+                      away=parse_seconds(a.away, "--away"), occluders=a.occluders, **common)
 
 
 def write_sequence(out: Path, seq_num: int, seq_name: str, split: str, knobs, seed: int, quality: int,

@@ -87,6 +87,22 @@ def background(rng: np.random.Generator, width: int, height: int, clutter: float
     return cv2.GaussianBlur(img, (3, 3), 0)
 
 
+def foreground(rng: np.random.Generator, width: int, height: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pillars or hoardings standing between the camera and the people, from the top of
+    the frame to the bottom, each 12-25% of the width: people walking behind one vanish for a
+    second or more. Returns the image (H, W, 3) uint8 and where it covers (H, W) bool."""
+    image = np.zeros((height, width, 3), np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    for _ in range(count):
+        w = int(width * rng.uniform(0.12, 0.25))
+        x = int(rng.integers(0, max(1, width - w)))
+        colour = rng.uniform(40, 220, 3)
+        shade = np.linspace(0.8, 1.1, w, dtype=np.float32)[None, :, None]   # a rounded, lit face
+        image[:, x:x + w] = np.clip(colour * shade + rng.normal(0, 6, (height, 1, 3)), 0, 255).astype(np.uint8)
+        mask[:, x:x + w] = 1
+    return image, mask.astype(bool)
+
+
 class Noise:
     """Pre-drawn sensor noise; `apply` adds a random window of it (cheap per frame)."""
 

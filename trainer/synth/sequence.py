@@ -1,5 +1,7 @@
 """Video sequences: people walk in and out of a slightly moving camera view, cross each other,
-come back after leaving, and perform in-place motions; ground truth per frame with track ids.
+come back after leaving (after `away` seconds), pass behind pillars in the foreground, and
+perform in-place motions; ground truth per frame with track ids. A person keeps their track id
+and their clothes all sequence long, whether they leave the view or stay hidden for seconds.
 
 World: x right, z away from the camera (body heights); a pinhole camera at chest height looks
 along z with the horizon at a fixed image row. Each person keeps one track id (their row).
@@ -41,6 +43,8 @@ class VideoKnobs:
     shake: float = 4.0       # camera motion amplitude (px)
     depth: tuple[float, float] = (Z_NEAR, Z_FAR)  # distance range of the people (body heights)
     soften: float = 0.0      # lens softness, Gaussian sigma in px (also makes MP4s much smaller)
+    away: tuple[float, float] = (0.3, 2.5)  # seconds a walker who left waits off-screen before coming back
+    occluders: int = 0       # pillars in the foreground that hide whoever walks behind them
 
 
 class Camera:
@@ -130,7 +134,7 @@ class Crowd:
         lo, hi = self.cam.x_range(self.z, self.knobs.width, OFF_SCREEN + 0.05)
         gone = w & (((self.x < lo) & (vx < 0)) | ((self.x > hi) & (vx > 0)))
         self.waiting[gone] = True
-        self.time_left[gone] = rng.uniform(0.3, 2.5, gone.sum())
+        self.time_left[gone] = rng.uniform(*self.knobs.away, gone.sum())
         waiting = self.waiting.copy()
         self.time_left[waiting] -= dt
         back = waiting & (self.time_left <= 0)
@@ -193,6 +197,7 @@ def frames(rng: np.random.Generator, knobs: VideoKnobs) -> Iterator[Frame]:
     stage = scene.background(rng, w + 2 * margin, h + 2 * margin)
     noise = scene.Noise(rng, w, h, knobs.noise)
     crowd = Crowd(rng, knobs)
+    front = scene.foreground(rng, w + 2 * margin, h + 2 * margin, knobs.occluders) if knobs.occluders else None
     shake_freq = rng.uniform(0.1, 0.5, 2)
     shake_phase = rng.uniform(0, 2 * np.pi, 2)
     light_freq, light_phase, light_amp = rng.uniform(0.05, 0.2), rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.2)
@@ -203,7 +208,9 @@ def frames(rng: np.random.Generator, knobs: VideoKnobs) -> Iterator[Frame]:
     for t in range(knobs.frames):
         sec = t * dt
         off = np.round(knobs.shake * np.sin(2 * np.pi * shake_freq * sec + shake_phase)).astype(int)
-        base = stage[margin + off[1]:margin + off[1] + h, margin + off[0]:margin + off[0] + w]
+        window = np.s_[margin + off[1]:margin + off[1] + h, margin + off[0]:margin + off[0] + w]
+        base = stage[window]
+        foreground = None if front is None else (front[0][window], front[1][window])
         placed = crowd.pose(off.astype(float))
         gain = 1.0 + light_amp * np.sin(2 * np.pi * light_freq * sec + light_phase)
         blur = (0, 0.0)
@@ -211,7 +218,8 @@ def frames(rng: np.random.Generator, knobs: VideoKnobs) -> Iterator[Frame]:
             d = off - prev_off
             length = int(2 * np.hypot(*d)) + 1
             blur = (length, float(np.degrees(np.arctan2(d[1], d[0])))) if length >= 2 else (0, 0.0)
-        image, truth, labels = render_frame(base, placed, crowd.looks, noise, rng, gain, bias, blur, knobs.soften)
+        image, truth, labels = render_frame(base, placed, crowd.looks, noise, rng, gain, bias, blur, knobs.soften,
+                                            foreground)
         yield Frame(t, image, truth, np.arange(crowd.n), annotate_mask(truth), labels)
         prev_off = off
         crowd.step(dt)

@@ -48,12 +48,16 @@ def head_boxes(placed: Placed) -> np.ndarray:
 
 def render_frame(base: np.ndarray, placed, looks, noise: scene.Noise, rng: np.random.Generator,
                  gain: float = 1.0, bias: float = 0.0, blur: tuple[int, float] = (0, 0.0),
-                 soften: float = 0.0) -> tuple[np.ndarray, Truth, np.ndarray]:
-    """Draw people on a copy of `base`, then lighting, motion blur, lens softness (Gaussian sigma px)
-    and noise. Returns frame, truth, labels."""
+                 soften: float = 0.0, foreground: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, Truth, np.ndarray]:
+    """Draw people on a copy of `base`, then the `foreground` (image, mask) in front of them,
+    lighting, motion blur, lens softness (Gaussian sigma px) and noise. Returns frame, truth, labels."""
     frame = base.copy()
     labels = np.zeros(frame.shape[:2], np.int16)
     windows = render_people(frame, labels, placed, looks)
+    if foreground is not None:   # what it covers is nobody's: those joints count as occluded
+        np.copyto(frame, foreground[0], where=foreground[1][..., None])
+        labels[foreground[1]] = 0
     joints, flags = visibility(placed, labels)
     boxes, areas = visible_boxes(labels, windows)
     if gain != 1.0 or bias != 0.0:
