@@ -47,14 +47,14 @@ def parse_range(text: str, name: str, lo: int, hi: int) -> tuple[int, int]:
     return a, b
 
 
-def parse_seconds(text: str, name: str) -> tuple[float, float]:
-    """A-B seconds (0 <= A <= B <= 600) or one number."""
+def parse_float_range(text: str, name: str, lo: float, hi: float) -> tuple[float, float]:
+    """A-B (lo <= A <= B <= hi) or one number X (meaning X-X)."""
     try:
         parts = [float(v) for v in text.split("-")]
     except ValueError:
         parts = []
-    if not parts or len(parts) > 2 or not (0 <= parts[0] <= parts[-1] <= 600):
-        raise UserError(f"{name} must be seconds S or A-B with 0 <= A <= B <= 600, got {text!r}")
+    if not parts or len(parts) > 2 or not (lo <= parts[0] <= parts[-1] <= hi):
+        raise UserError(f"{name} must be X or A-B with {lo:g} <= A <= B <= {hi:g}, got {text!r}")
     return parts[0], parts[-1]
 
 
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     img = sub.add_parser("images", help="still images + COCO keypoints annotations.json")
     _common(img, "1-6")
     img.add_argument("--motions", default=",".join(MOTIONS), help=f"comma list from {','.join(MOTIONS)}")
+    img.add_argument("--heights", default="0.3-0.95", help="people's heights as fractions of the image height, A-B")
     vid = sub.add_parser("videos", help="MP4 + frames + PoseTrack 2018/2017 ground truth per sequence")
     _common(vid, "2-8")
     _video_knobs(vid)
@@ -155,7 +156,9 @@ def run_images(a) -> int:
     from .stills import StillKnobs, sample_still
     from .writers import CocoWriter, write_jpeg
 
-    knobs = StillKnobs(motions=parse_motions(a.motions, MOTIONS), **_validate_common(a))
+    low, high = parse_float_range(a.heights, "--heights", 0.05, 1.5)
+    knobs = StillKnobs(motions=parse_motions(a.motions, MOTIONS), min_height=low, max_height=high,
+                       **_validate_common(a))
     out = check_out_dir(a.out)
     noise = scene.Noise(np.random.default_rng([a.seed, 1 << 30]), knobs.width, knobs.height, knobs.noise)
     coco = CocoWriter(out)
@@ -183,7 +186,7 @@ def _video_knobs_from(a):
     if not (0 <= a.occluders <= 5):
         raise UserError(f"--occluders must be between 0 and 5, got {a.occluders}")
     return VideoKnobs(frames=a.frames, fps=a.fps, shake=a.shake, motions=parse_motions(a.motions, VIDEO_MOTIONS),
-                      away=parse_seconds(a.away, "--away"), occluders=a.occluders, **common)
+                      away=parse_float_range(a.away, "--away", 0, 600), occluders=a.occluders, **common)
 
 
 def write_sequence(out: Path, seq_num: int, seq_name: str, split: str, knobs, seed: int, quality: int,
