@@ -56,10 +56,17 @@ def test_every_writer_produces_a_readable_file(tmp_path):
             for f, out in enumerate(outs):
                 w.write(f, f / 30, out)
     rows_expected = sum(len(o) for o in outs)
+    # every person-row of the run, in frame order: what each file must give back
+    keypoints = np.concatenate([o.keypoints for o in outs])
+    boxes = np.concatenate([o.boxes for o in outs])
+    assert (keypoints[:, :, 2] > 0).all()   # every joint scored, so no file leaves one out
     for sub in ("pt18", "pt17"):
         seq = load_sequence(tmp_path / sub / f"{SEQ}.json")
         assert len(seq.frames) == len(outs)
         assert [f.track_ids.tolist() for f in seq.frames] == [o.ids.tolist() for o in outs]
+        read = np.concatenate([f.keypoints for f in seq.frames])
+        # COCO and PoseTrack share the body joints (from the shoulders on), in the same order
+        np.testing.assert_allclose(read[:, 5:, :2], keypoints[:, 5:, :2], atol=1e-3)
     # a joint the tracker never saw (score 0) is written as absent (0, 0, 0), not as a point at the origin
     outs[-1].keypoints[0, COCO17.index("left_wrist")] = [50, 60, 0]
     with PoseTrack18Writer(tmp_path / "pt18b" / f"{SEQ}.json") as w:
@@ -70,13 +77,20 @@ def test_every_writer_produces_a_readable_file(tmp_path):
     assert len(lines) == len(outs)
     last = json.loads(lines[-1])
     assert last["frame"] == len(outs) - 1 and len(last["tracks"][0]["keypoints"]) == 17
+    read = np.array([p["keypoints"] for line in lines for p in json.loads(line)["tracks"]], np.float64)
+    np.testing.assert_allclose(read, keypoints, atol=1e-3)
     with open(tmp_path / "t.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert len(table) == rows_expected and float(table[0]["nose_score"]) > 0
     assert {row["nose_state"] for row in table} == {"observed"}
+    np.testing.assert_allclose([[float(row["right_ankle_x"]), float(row["right_ankle_y"])] for row in table],
+                               keypoints[:, COCO17.index("right_ankle"), :2], atol=1e-3)
     mot = [line.split(",") for line in (tmp_path / "t.mot.txt").read_text().splitlines()]
     assert len(mot) == rows_expected and all(len(r) == 10 for r in mot)
     assert mot[0][0] == str(next(f for f, o in enumerate(outs) if len(o)) + 1)  # 1-based frames
+    left_top_width_height = np.array([r[2:6] for r in mot], np.float64)
+    np.testing.assert_allclose(left_top_width_height[:, :2] + left_top_width_height[:, 2:], boxes[:, 2:4], atol=0.02)
+    np.testing.assert_allclose(left_top_width_height[:, :2], boxes[:, :2], atol=0.01)
 
 
 def test_line_formats_say_which_joints_were_observed_predicted_or_hidden(tmp_path):

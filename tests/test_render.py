@@ -22,21 +22,38 @@ def batch(ids, offset=0.0, nan_joint=None, joint_states=None):
                       joint_states=np.zeros((n, 17), np.int8) if joint_states is None else joint_states)
 
 
-def test_colours_are_stable_and_distinct():
-    assert track_colour(7) == track_colour(7)
+def test_colours_are_fixed_by_the_id_and_distinct():
+    # hue = id x 0.618 (mod 1), saturation 0.85, value 1, worked by hand from the HSV sectors:
+    # id 0: hue 0 (red) -> RGB (1, 0.15, 0.15); id 1: hue 0.618 (sector 3, f 0.708) -> RGB (0.15, 0.398, 1)
+    assert track_colour(0) == (38, 38, 255)     # BGR
+    assert track_colour(1) == (255, 101, 38)
     colours = {track_colour(i) for i in range(1, 21)}
     assert len(colours) == 20
 
 
-def test_draw_marks_people_and_overlay_and_survives_nan_joints():
+def test_draw_marks_joints_and_boxes_in_place_and_skips_nan_joints():
     renderer = Renderer("coco17")
     image = np.zeros((80, 160, 3), np.uint8)
-    out = renderer.draw(image, batch([1, 2], nan_joint=3), {"FPS": 25.0})
+    tracks = batch([1, 2], nan_joint=3)          # person 0's box is NaN too (it spans the NaN joint)
+    out = renderer.draw(image, tracks, {"FPS": 25.0})
     assert out is image
-    assert image[10:60, 15:110].any()          # skeletons and boxes
-    assert image[5:20, 5:60].any()             # overlay text
-    empty = Renderer("coco17").draw(np.zeros((80, 160, 3), np.uint8), batch([]))
-    assert not empty.any()
+    for person in (0, 1):                         # a white dot on every joint below the overlay text
+        for x, y, _ in tracks.keypoints[person, 5:]:
+            assert (image[int(y), int(x)] == 255).all(), (person, x, y)
+    x1, y1, x2, y2 = tracks.boxes[1, :4].astype(int)          # person 1's box edge, in id 2's colour
+    np.testing.assert_allclose(image[30:50, x1], np.tile(track_colour(2), (20, 1)), atol=30)
+    assert not image[25:58, 20].any()             # person 0: no box drawn from a NaN box
+    assert not image[:4, :4].any()                # nor the NaN joint drawn at the origin
+
+
+def test_overlay_writes_its_values_in_the_top_left_corner():
+    def drawn(overlay):
+        return Renderer("coco17").draw(np.zeros((80, 160, 3), np.uint8), batch([]), overlay)
+
+    text = drawn({"FPS": 25.0})
+    assert text[:25, :90].any() and not text[25:].any() and not text[:, 90:].any()
+    assert (text != drawn({"FPS": 30.0})).any()   # the value is written, not only the label
+    assert not drawn(None).any()                  # no people, no overlay: nothing drawn
 
 
 def test_trails_follow_live_tracks_only():

@@ -297,7 +297,8 @@ def test_predicted_people_follow_motion_and_include_tentative_tracks():
     assert np.abs(kpts[0, :, :2] - true_kpts[0, :, :2]).max() < 2.0        # where the person will be
     assert np.abs(boxes[0, :4] - true_boxes[0, :4]).max() < 2.0
     assert np.abs(kpts[0, :, :2] - true_kpts[0, :, :2] + [9, 0]).max() > 6  # not where it was
-    np.testing.assert_allclose(kpts[0, :, 2], 0.9) and np.testing.assert_allclose(boxes[0, 4], 0.9)
+    np.testing.assert_allclose(kpts[0, :, 2], 0.9)                          # the last scores
+    np.testing.assert_allclose(boxes[0, 4], 0.9)
     assert np.array_equal(tracker.tracks.filters.pos, before)               # nothing changed
     tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), timestamp=6 / 30)
     assert len(tracker.predicted_people(7 / 30)[0]) == 0                    # lost: nothing to follow

@@ -7,6 +7,7 @@ hands the pose model on each frame can be checked against where the person reall
 
 import cv2
 import numpy as np
+import pytest
 
 from tracker.app import build_parser
 from tracker.pipeline import Pipeline, Stream, new_tracker
@@ -80,7 +81,11 @@ def test_frames_without_detection_follow_the_tracker_prediction(tmp_path):
         assert np.abs(centre - true_centre).max() < 0.25 * STEP, index
 
 
-def test_help_says_what_det_interval_does():
-    text = " ".join(build_parser().format_help().split())
-    assert "run the detector every N frames; in between, each person's box is fitted around the keypoints " \
-           "where the tracker predicts them" in text
+def test_det_interval_option_takes_whole_numbers_of_one_or_more(capsys):
+    parser = build_parser()
+    assert parser.parse_args([]).det_interval == 1             # every frame unless asked
+    assert parser.parse_args(["--det-interval", "3"]).det_interval == 3
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as refused:
+            parser.parse_args(["--det-interval", bad])
+        assert refused.value.code == 2 and "--det-interval" in capsys.readouterr().err

@@ -1,4 +1,6 @@
-"""Greedy box non-maximum suppression and pairwise IoU (vectorised per step)."""
+"""Greedy box non-maximum suppression and pairwise IoU (vectorised per step).
+
+Kept here: torchvision (ops.nms, box_iou) is no dependency; the tracker needs the IoU matrix itself."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 A reader (or a run interrupted by Ctrl+C or a crash) sees either the old file or the complete
 new one, never a half-written file.
+Written here because no dependency offers it: torch.save, json.dump and cv2.imwrite write in place.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 frames (the official HRNet `oks_iou` and OKS-NMS of evaluation live in trainer.oks_nms).
 
 OKS per joint is exp(-d^2 / (2 * area * (2 sigma)^2)); a pose pair's OKS is the mean over joints.
+Not pycocotools': its OKS (COCOeval.computeOks) works only per image on a loaded COCO evaluation.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ code adds the whole sequence's joint count as FP (or FN) for that frame, a slip 
 (which adds the frame's count), so one empty frame in a long sequence would wipe DetA out. Here that
 frame adds its own joints, as the HOTA definition and TrackEval do. Whole-person groups (Head, Shou,
 ..) are, as for mAP, the plain mean of their joints' values (PoseTrack21 prints joints only).
+Written here, not taken from TrackEval: it is not a dependency and scores whole objects, not joints.
 """
 
 from __future__ import annotations
