@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engines.models.catalogue import CATALOGUE, names
-from engines.tools.calibrate import NEW_PRECISION, match_scores
+from engines.tools.calibrate import NEW_PRECISION, match_scores, recall_by_height
 from tracker.app import build_parser, tracker_config
 from tracker.pipeline import new_tracker
 from tracker.tracking import TrackerConfig
@@ -28,9 +28,19 @@ def test_matching_is_greedy_by_score_and_ignored_people_count_neither_way():
                            [200, 0, 210, 20, 0.8],   # the ignored person: neither true nor false
                            [50, 50, 60, 70, 0.7]],   # nobody
                           np.float32)
-    true, false = match_scores(detections, people, ignored)
+    true, false, matched = match_scores(detections, people, ignored)
     assert sorted(true.tolist()) == pytest.approx([0.3, 0.9])
     assert sorted(false.tolist()) == pytest.approx([0.4, 0.7])
+    assert matched.tolist() == pytest.approx([0.9, 0.3, 0.8])
+
+
+def test_recall_by_height_bins_people_at_80_and_160_px():
+    heights = np.array([50, 79.9, 80, 120, 159, 160, 400])
+    matched = np.array([0.9, 0.0, 0.5, 0.2, 0.6, 0.0, 0.7], np.float32)
+    rows = recall_by_height(heights, matched, 0.5)
+    assert [(r["height"], r["people"], r["recall"]) for r in rows] == [
+        ("< 80 px", 2, 0.5), ("80-160 px", 3, pytest.approx(2 / 3, abs=1e-3)), (">= 160 px", 2, 0.5)]
+    assert recall_by_height(np.array([200.0]), np.array([1.0]), 0.5)[0]["recall"] is None
 
 
 @pytest.mark.slow
@@ -50,8 +60,14 @@ def test_calibrate_on_synthetic_images_gives_thresholds_ordered_as_the_tracker_n
     assert figures["low_score"]["recall"] >= figures["high_score"]["recall"] >= figures["new_track_score"]["recall"]
     assert figures["new_track_score"]["precision"] >= NEW_PRECISION
     assert 0 < report["detections_true"] <= report["people"]
+    # every person falls in one height bin, and the bins' recalls average to high_score's
+    bins = report["recall_by_height"]
+    assert sum(row["people"] for row in bins) == report["people"]
+    pooled = sum(row["people"] * row["recall"] for row in bins if row["recall"] is not None) / report["people"]
+    assert pooled == pytest.approx(figures["high_score"]["recall"], abs=2e-3)
     text = run("engines", "calibrate", "--data", str(tmp_path / "set/annotations.json"))
     assert text.returncode == 0 and "high_score" in text.stdout and "precision" in text.stdout
+    assert "by person height: < 80 px" in text.stdout
 
 
 @pytest.mark.parametrize("content", [None, "not json", '{"images": [], "annotations": []}'])

@@ -37,8 +37,8 @@ from engines.detectors.nms import box_iou
 from engines.errors import UserError
 from engines.formats.coco import load_person_boxes
 
-__all__ = ["FLOOR", "HIGH_PRECISION", "NEW_PRECISION", "LOW_RECALL", "load_boxes", "match_scores",
-           "derive_thresholds", "calibrate", "main"]
+__all__ = ["FLOOR", "HIGH_PRECISION", "NEW_PRECISION", "LOW_RECALL", "HEIGHT_BINS", "load_boxes", "match_scores",
+           "derive_thresholds", "recall_by_height", "calibrate", "main"]
 
 FLOOR = 0.05            # the detector's score threshold while calibrating
 MATCH_IOU = 0.5
@@ -58,24 +58,28 @@ def load_boxes(annotations: Path) -> list[tuple[Path, np.ndarray, np.ndarray]]:
             for path, boxes, ignored in zip(people.image_paths, people.boxes, people.ignored)]
 
 
-def match_scores(detections: np.ndarray, people: np.ndarray, ignored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(scores of true detections, scores of false ones) of one image: best score first, each box
-    takes the free person it overlaps most at IoU >= MATCH_IOU; boxes on ignored people drop out."""
+def match_scores(detections: np.ndarray, people: np.ndarray,
+                 ignored: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores of true detections, scores of false ones, each person's matched score (0: none))
+    of one image: best score first, each box takes the free person it overlaps most at IoU >=
+    MATCH_IOU; boxes on ignored people drop out."""
     order = np.argsort(-detections[:, 4], kind="stable")
     detections = detections[order]
     iou = box_iou(detections[:, :4], people) if len(people) else np.zeros((len(detections), 0))
     free = np.ones(len(people), bool)
+    matched = np.zeros(len(people), np.float32)
     true, false = [], []
     for row, score in zip(iou, detections[:, 4]):
         candidates = np.where(free & (row >= MATCH_IOU), row, -1.0)
         best = int(np.argmax(candidates)) if len(row) else -1
         if best >= 0 and candidates[best] >= 0:
             free[best] = False
+            matched[best] = score
             if not ignored[best]:
                 true.append(score)
         else:
             false.append(score)
-    return np.asarray(true, np.float32), np.asarray(false, np.float32)
+    return np.asarray(true, np.float32), np.asarray(false, np.float32), matched
 
 
 def _precision_from(true: np.ndarray, false: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -112,21 +116,42 @@ def derive_thresholds(true: np.ndarray, false: np.ndarray, people: int) -> tuple
     return thresholds, figures
 
 
+HEIGHT_BINS = (80, 160)   # px: the recall at high_score is also given for people below, between, above
+
+
+def recall_by_height(heights: np.ndarray, matched: np.ndarray, score: float) -> list[dict]:
+    """Recall at `score` of the people in each height bin (heights and matched scores per person)."""
+    edges = [0.0, *HEIGHT_BINS, np.inf]
+    rows = []
+    for low, high in zip(edges, edges[1:]):
+        inside = (heights >= low) & (heights < high)
+        name = f"< {high:.0f} px" if low == 0 else f">= {low:.0f} px" if high == np.inf else f"{low:.0f}-{high:.0f} px"
+        rows.append({"height": name, "people": int(inside.sum()),
+                     "recall": round(float((matched[inside] >= score).mean()), 3) if inside.any() else None})
+    return rows
+
+
 def calibrate(detector, images: list[tuple[Path, np.ndarray, np.ndarray]]) -> tuple[dict, list[dict], dict]:
-    """Run `detector` on every image; (thresholds, figures per threshold, totals)."""
+    """Run `detector` on every image; (thresholds, figures per threshold, totals with the recall
+    at high_score per person height)."""
     true, false, people = [], [], 0
+    heights, matched = [], []
     for path, boxes, ignored in images:
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None  # no OpenCV warning
         if frame is None:
             raise UserError(f"cannot read image {path}")
-        t, f = match_scores(detector.detect(frame), boxes, ignored)
+        t, f, m = match_scores(detector.detect(frame), boxes, ignored)
         true.append(t)
         false.append(f)
         people += int((~ignored).sum())
+        heights.append(boxes[~ignored, 3] - boxes[~ignored, 1])
+        matched.append(m[~ignored])
     true, false = np.concatenate(true), np.concatenate(false)
     thresholds, figures = derive_thresholds(true, false, people)
     totals = {"images": len(images), "people": people, "detections_true": len(true),
-              "detections_false": len(false), "true_score_median": round(float(np.median(true)), 3)}
+              "detections_false": len(false), "true_score_median": round(float(np.median(true)), 3),
+              "recall_by_height": recall_by_height(np.concatenate(heights), np.concatenate(matched),
+                                                   thresholds["high_score"])}
     return thresholds, figures, totals
 
 
@@ -160,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in figures:
         print(f"  {row['setting']:16s} {row['score']:.3f}   recall {row['recall']:.3f}   "
               f"precision {row['precision']:.3f}")
+    print("recall at high_score by person height: " + ", ".join(
+        f"{row['height']} {row['recall'] if row['recall'] is not None else '-'} ({row['people']})"
+        for row in totals["recall_by_height"]))
     print("rules: high_score precision >= {}, new_track_score precision >= {}, low_score keeps {:.0%} of "
           "true detections".format(HIGH_PRECISION, NEW_PRECISION, LOW_RECALL))
     return 0
