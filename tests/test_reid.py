@@ -88,11 +88,11 @@ def run(config, script):
     return ids
 
 
-def leave_and_return(away_s, shirt_back="red", trousers_back="blue"):
+def leave_and_return(away_s, shirt_back="red", trousers_back="blue", height_back=190.0):
     """A person walks right for 2 s, is gone `away_s` seconds, comes back elsewhere walking left."""
     there = [[(pose_at(200 + 4 * f, 360), "red", "blue")] for f in range(2 * FPS)]
     gone = [[] for _ in range(int(away_s * FPS))]
-    back = [[(pose_at(1000 - 4 * f, 380, 190), shirt_back, trousers_back)] for f in range(FPS)]
+    back = [[(pose_at(1000 - 4 * f, 380, height_back), shirt_back, trousers_back)] for f in range(FPS)]
     return there + gone + back
 
 
@@ -106,6 +106,9 @@ def test_no_old_id_after_reid_seconds_or_for_other_clothes_or_with_reid_off():
     assert run(TrackerConfig(reid_seconds=5.0), leave_and_return(away_s=6.0))[-1] == [2]
     assert run(TrackerConfig(reid_seconds=5.0), leave_and_return(3.0, "green", "yellow"))[-1] == [2]
     assert run(TrackerConfig(reid_seconds=0.0), leave_and_return(away_s=3.0))[-1] == [2]
+    # the same clothes on someone of under half the height: another person (seen far off)
+    assert run(TrackerConfig(reid_seconds=5.0), leave_and_return(3.0, height_back=90.0))[-1] == [2]
+    assert run(TrackerConfig(reid_seconds=5.0), leave_and_return(3.0, height_back=110.0))[-1] == [1]
 
 
 def test_a_lost_track_hands_its_id_to_the_same_person_reappearing_far_away():

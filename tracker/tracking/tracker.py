@@ -52,6 +52,7 @@ _POSE = 6   # where the joints start
 _CHI2_99_2D = 9.21
 _APPEARANCE_MOMENTUM = 0.1   # weight of the newest frame in a track's running part colours
 _CROWDED_IOU = 0.3           # a detection overlapping another this much mixes two people's colours
+_REID_MIN_HEIGHT_RATIO = 0.5
 
 
 class JointState(IntEnum):
@@ -208,6 +209,7 @@ class PoseTracker:
         t.appearance[rows], t.appearance_n[rows] = blend_appearance(
             t.appearance[rows], appearance[matches.detections], t.appearance_n[rows], _APPEARANCE_MOMENTUM)
         t.seen_at[rows] = self._now
+        t.seen_height[rows] = det_boxes[:, 3] - det_boxes[:, 1]
 
     def _advance_lifecycle(self, matched_rows: np.ndarray) -> None:
         """Count hits and misses, move every track through the state machine, give newly
@@ -263,8 +265,8 @@ class PoseTracker:
     def _reidentify(self, rows: np.ndarray) -> np.ndarray:
         """Give newly confirmed track `rows` the ids of the people they look like (lost tracks
         and departed ones, last seen within reid_seconds and before the newcomer appeared: two
-        people seen at once are two people); returns the rows left without an id. A lost track
-        whose id is taken ends."""
+        people seen at once are two people; and of a height within 2x of the newcomer's);
+        returns the rows left without an id. A lost track whose id is taken ends."""
         t, cfg = self.tracks, self.config
         lost = np.flatnonzero((t.state == LOST) & (t.ids >= 0))
         if rows.size == 0 or cfg.reid_seconds <= 0 or lost.size + len(self.departed) == 0:
@@ -274,6 +276,10 @@ class PoseTracker:
         distance = appearance_distance(t.appearance[rows], np.concatenate([t.appearance[lost], gone.appearance]))
         distance[seen_at[None, :] >= t.born_at[rows][:, None]] = np.inf
         distance[:, self._now - seen_at > cfg.reid_seconds] = np.inf
+        # nor does anyone come back at under half or over twice their height within seconds
+        height = np.maximum(t.seen_height[rows], 1.0)[:, None]
+        before = np.maximum(np.concatenate([t.seen_height[lost], gone.seen_height]), 1.0)[None, :]
+        distance[np.minimum(height / before, before / height) < _REID_MIN_HEIGHT_RATIO] = np.inf
         pairs, left, _ = gated_assignment(1.0 - distance / cfg.reid_max_distance, 1e-9)
         ids = np.concatenate([t.ids[lost], gone.ids])
         t.ids[rows[pairs[:, 0]]] = ids[pairs[:, 1]]

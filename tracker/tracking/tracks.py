@@ -27,6 +27,7 @@ class TrackTable:
     appearance_n: np.ndarray    # (T,P) int32 samples behind each part's colour
     born_at: np.ndarray         # (T,) float64 time (s) of the first detection
     seen_at: np.ndarray         # (T,) float64 time (s) of the last match
+    seen_height: np.ndarray     # (T,) float32 box height (px) of the last match
     filters: ConstantVelocityBank  # (T,D) Kalman filters: box, pose centre, joint offsets (see tracker.py)
 
     @classmethod
@@ -42,7 +43,8 @@ class TrackTable:
                    joint_unseen=np.where(measured, 0, NEVER).astype(np.int32),
                    appearance=np.asarray(appearance, np.float32),
                    appearance_n=np.isfinite(appearance).all(axis=-1).astype(np.int32),
-                   born_at=np.full(n, now), seen_at=np.full(n, now), filters=filters)
+                   born_at=np.full(n, now), seen_at=np.full(n, now),
+                   seen_height=np.asarray(filters.pos[:, 3], np.float32), filters=filters)
 
     @classmethod
     def empty(cls, num_joints: int, filter_dims: int, num_parts: int) -> "TrackTable":
