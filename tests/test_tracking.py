@@ -114,6 +114,25 @@ def test_joint_states_say_observed_predicted_then_hidden():
     assert fresh.update(*detections([pose])).joint_states[0, wrist] == H
 
 
+def test_a_predicted_joint_that_drifts_off_its_person_is_hidden():
+    wrist = COCO17.index("left_wrist")
+    tracker = PoseTracker(TrackerConfig(min_hits=1, joint_coast_frames=100))
+    base = pose_at(300, 300)
+    box = np.array([[200, 180, 400, 420, 0.9]], np.float32)    # the body's box, held still
+    states = []
+    for f in range(30):
+        pose = base.copy()
+        if f < 10:
+            pose[wrist, 0] -= 6 * f                         # the wrist swings out, fast
+        else:
+            pose[wrist, 2] = 0.0                            # then is no longer seen: its prediction runs on
+        out = tracker.update(box, pose[None], timestamp=f / 30)
+        states.append(int(out.joint_states[0, wrist]))
+    # predicted for a while, hidden once the prediction leaves the box by a quarter of its height
+    assert states[9] == JointState.OBSERVED and states[10] == JointState.PREDICTED
+    assert states[-1] == JointState.HIDDEN and JointState.PREDICTED not in states[states.index(JointState.HIDDEN):]
+
+
 def test_person_who_stops_while_hidden_is_recovered():
     tracker = PoseTracker()
     ids = set()

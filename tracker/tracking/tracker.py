@@ -53,6 +53,7 @@ _CHI2_99_2D = 9.21
 _APPEARANCE_MOMENTUM = 0.1   # weight of the newest frame in a track's running part colours
 _CROWDED_IOU = 0.3           # a detection overlapping another this much mixes two people's colours
 _REID_MIN_HEIGHT_RATIO = 0.5
+_PREDICTED_JOINT_MARGIN = 0.25   # box heights a predicted joint may lie outside its box
 
 
 class JointState(IntEnum):
@@ -60,7 +61,7 @@ class JointState(IntEnum):
 
     OBSERVED = 0    # measured this frame (joint score at least joint_score_thresh)
     PREDICTED = 1   # not measured this frame: the filter's prediction, measured in the last joint_coast_frames
-    HIDDEN = 2      # not measured for longer, or never: the position is a guess, not to be drawn
+    HIDDEN = 2      # not measured for longer, never, or predicted off the person's box: a guess, not to be drawn
 
 
 @dataclass
@@ -299,9 +300,13 @@ class PoseTracker:
         rows = np.flatnonzero(show)
         boxes, kpts = self._pose(t.filters.pos[rows], rows)
         unseen = t.joint_unseen[rows]
+        # a prediction that has drifted off its person's box is no longer a position worth drawing
+        margin = (_PREDICTED_JOINT_MARGIN * (boxes[:, 3] - boxes[:, 1]))[:, None]
+        near = ((kpts[:, :, 0] >= boxes[:, 0:1] - margin) & (kpts[:, :, 0] <= boxes[:, 2:3] + margin)
+                & (kpts[:, :, 1] >= boxes[:, 1:2] - margin) & (kpts[:, :, 1] <= boxes[:, 3:4] + margin))
+        predicted = (unseen <= self.config.joint_coast_frames) & near
         joint_states = np.where(unseen == 0, JointState.OBSERVED,
-                                np.where(unseen <= self.config.joint_coast_frames, JointState.PREDICTED,
-                                         JointState.HIDDEN)).astype(np.int8)
+                                np.where(predicted, JointState.PREDICTED, JointState.HIDDEN)).astype(np.int8)
         return TrackBatch(ids=t.ids[rows], boxes=boxes, keypoints=kpts, keypoints_raw=t.raw[rows],
                           states=t.state[rows], frames_since_update=t.since_update[rows],
                           joint_states=joint_states)
