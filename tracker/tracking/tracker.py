@@ -214,7 +214,7 @@ class PoseTracker:
 
     def _advance_lifecycle(self, matched_rows: np.ndarray) -> None:
         """Count hits and misses, move every track through the state machine, give newly
-        confirmed tracks their ids and drop the removed ones."""
+        confirmed tracks their ids, drop the removed ones and forget departed ones past reid_seconds."""
         t, cfg = self.tracks, self.config
         hit = np.zeros(len(t), bool)
         hit[matched_rows] = True
@@ -222,7 +222,6 @@ class PoseTracker:
         t.since_update = np.where(hit, 0, t.since_update + 1).astype(np.int32)
         t.state = next_states(t.state, hit, t.hits, t.since_update, cfg.min_hits, cfg.lost_buffer)
         self._give_ids()
-        self._drop_removed()
         recent = self._now - self.departed.seen_at <= cfg.reid_seconds
         if not recent.all():
             self.departed = self.departed.select(recent)
@@ -251,17 +250,17 @@ class PoseTracker:
         self.tracks = self.tracks.concatenate(TrackTable.started(birth_state(cfg.min_hits), filters, boxes[:, 4],
                                                                  kpts, measured, appearance, self._now))
         self._give_ids()
-        self._drop_removed()   # a lost track whose id a newcomer took
 
     def _give_ids(self) -> None:
         """Ids for the tracks confirmed since the last call: a re-identified person's old id,
-        else new ones counting up (in row order)."""
+        else new ones counting up (in row order); then the removed tracks leave the table."""
         t = self.tracks
         confirmed = np.flatnonzero((t.ids < 0) & (t.state != TENTATIVE) & (t.state != REMOVED))
         confirmed = self._reidentify(confirmed)
         if confirmed.size:
             t.ids[confirmed] = np.arange(self._next_id, self._next_id + confirmed.size)
             self._next_id += confirmed.size
+        self._drop_removed()
 
     def _reidentify(self, rows: np.ndarray) -> np.ndarray:
         """Give newly confirmed track `rows` the ids of the people they look like (lost tracks

@@ -34,28 +34,18 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def parse_range(text: str, name: str, lo: int, hi: int) -> tuple[int, int]:
+def parse_range(text: str, name: str, lo: float, hi: float, kind: type = int) -> tuple:
+    """N or A-B as two numbers of `kind` (int or float) with lo <= A <= B <= hi."""
     try:
-        parts = [int(v) for v in text.split("-")] if not text.startswith("-") else None
+        parts = [kind(v) for v in text.split("-")] if not text.startswith("-") else None
     except ValueError:
         parts = None
     if not parts or len(parts) > 2:
         raise UserError(f"{name} must be N or A-B, got {text!r}")
     a, b = parts[0], parts[-1]
     if not (lo <= a <= b <= hi):
-        raise UserError(f"{name} {text}: need {lo} <= A <= B <= {hi}")
+        raise UserError(f"{name} {text}: need {lo:g} <= A <= B <= {hi:g}")
     return a, b
-
-
-def parse_float_range(text: str, name: str, lo: float, hi: float) -> tuple[float, float]:
-    """A-B (lo <= A <= B <= hi) or one number X (meaning X-X)."""
-    try:
-        parts = [float(v) for v in text.split("-")]
-    except ValueError:
-        parts = []
-    if not parts or len(parts) > 2 or not (lo <= parts[0] <= parts[-1] <= hi):
-        raise UserError(f"{name} must be X or A-B with {lo:g} <= A <= B <= {hi:g}, got {text!r}")
-    return parts[0], parts[-1]
 
 
 def parse_motions(text: str, allowed: Sequence[str]) -> tuple[str, ...]:
@@ -156,7 +146,7 @@ def run_images(a) -> int:
     from .stills import StillKnobs, sample_still
     from .writers import CocoWriter, write_jpeg
 
-    low, high = parse_float_range(a.heights, "--heights", 0.05, 1.5)
+    low, high = parse_range(a.heights, "--heights", 0.05, 1.5, float)
     knobs = StillKnobs(motions=parse_motions(a.motions, MOTIONS), min_height=low, max_height=high,
                        **_validate_common(a))
     out = check_out_dir(a.out)
@@ -186,7 +176,7 @@ def _video_knobs_from(a):
     if not (0 <= a.occluders <= 5):
         raise UserError(f"--occluders must be between 0 and 5, got {a.occluders}")
     return VideoKnobs(frames=a.frames, fps=a.fps, shake=a.shake, motions=parse_motions(a.motions, VIDEO_MOTIONS),
-                      away=parse_float_range(a.away, "--away", 0, 600), occluders=a.occluders, **common)
+                      away=parse_range(a.away, "--away", 0, 600, float), occluders=a.occluders, **common)
 
 
 def write_sequence(out: Path, seq_num: int, seq_name: str, split: str, knobs, seed: int, quality: int,
