@@ -26,7 +26,7 @@ from engines.formats.posetrack import (
 )
 from engines.hub.atomic import atomic_path
 
-__all__ = ["Journal", "journal_path", "finish_journal", "JOURNAL_PATTERN"]
+__all__ = ["Journal", "WholeWrites", "journal_path", "finish_journal", "JOURNAL_PATTERN"]
 
 JOURNAL_PATTERN = ".*.partial.jsonl"
 FORMATS = ("posetrack18", "posetrack17")
@@ -41,6 +41,39 @@ def write_failed(path: Path, exc: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {exc.strerror or exc}", broken_pipe=isinstance(exc, BrokenPipeError))
 
 
+class WholeWrites:
+    """A text file opened for writing whose writes land whole or not at all: a write that fails
+    (disk full) is cut back to the end of the last whole one and raises WriteError naming
+    `shown_as`. Files under /dev (stdout and the like) cannot be cut back and are left as they are."""
+
+    def __init__(self, path: Path, shown_as: Path):
+        self.path, self.shown_as = path, shown_as
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise write_failed(shown_as, exc) from None
+        self._good = 0 if path.parts[:2] != ("/", "dev") else None   # bytes of whole writes
+
+    def write(self, text: str) -> None:
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except OSError as exc:
+            self.close()
+            if self._good is not None:
+                os.truncate(self.path, self._good)  # drop the part that got written
+            raise write_failed(self.shown_as, exc) from None
+        if self._good is not None:
+            self._good += len(text.encode("utf-8"))
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            pass  # only the unwritten rest of a failed write, already reported
+
+
 class Journal:
     """Appends frames of one sequence; `finish()` writes the target and removes the journal."""
 
@@ -50,13 +83,8 @@ class Journal:
         self.target = Path(target)
         self.path = journal_path(self.target)
         self.fmt, self.sequence, self.vid_id = fmt, sequence, vid_id
-        try:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8")
-        except OSError as exc:
-            raise write_failed(self.target, exc) from None
-        self._good = 0      # bytes of whole lines written: a failed append is cut back to it
-        self._append(json.dumps({"format": fmt, "target": self.target.name}) + "\n")
+        self._file = WholeWrites(self.path, self.target)
+        self._file.write(json.dumps({"format": fmt, "target": self.target.name}) + "\n")
 
     def append(self, frame: PoseTrackFrame) -> None:
         seq = PoseTrackSequence(self.sequence, self.vid_id, 0, [frame])
@@ -67,30 +95,16 @@ class Journal:
             line = json.dumps(image) + "\t" + ",".join(json.dumps(a) for a in data["annotations"])
         else:
             line = json.dumps(to_posetrack17_dict(seq)["annolist"][0])
-        self._append(line + "\n")
-
-    def _append(self, text: str) -> None:
-        try:
-            self._file.write(text)
-            self._file.flush()
-        except OSError as exc:
-            self.abandon()
-            os.truncate(self.path, self._good)  # drop the part of the line that got written
-            raise write_failed(self.target, exc) from None
-        self._good += len(text.encode("utf-8"))
+        self._file.write(line + "\n")
 
     def finish(self) -> None:
         """Write the target and remove the journal."""
-        if not self._file.closed:
-            self._file.close()
+        self._file.close()
         finish_journal(self.path)
 
     def abandon(self) -> None:
         """Close without finishing (the journal stays for a later `finish_journal`)."""
-        try:
-            self._file.close()
-        except OSError:
-            pass  # the unwritten rest of a failed append; what is on disk is cut to whole lines
+        self._file.close()
 
 
 def _whole_lines(path: Path) -> Iterator[str]:

@@ -26,7 +26,7 @@ import numpy as np
 from engines.formats.posetrack import PoseTrackFrame, make_image_id
 from engines.pose.schemas import get_schema
 from tracker.export.head import to_posetrack18_keypoints
-from tracker.export.journal import Journal, write_failed
+from tracker.export.journal import Journal, WholeWrites
 from tracker.tracking import JointState, TrackBatch
 
 __all__ = ["PoseTrack18Writer", "PoseTrack17Writer", "JsonlWriter", "CsvWriter", "MotWriter", "TrackWriter"]
@@ -122,13 +122,7 @@ class _LineWriter(TrackWriter):
         self.path = Path(path)
         self.schema = get_schema(schema)
         self.raw = raw
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise write_failed(self.path, exc) from None
-        # bytes of whole frames in a file of our own (None for /dev/stdout and the like)
-        self._good = 0 if self.path.parts[:2] != ("/", "dev") else None
+        self._file = WholeWrites(self.path, self.path)
         header = self._header()
         if header:
             self._emit(header)
@@ -137,22 +131,10 @@ class _LineWriter(TrackWriter):
         return ""
 
     def _emit(self, text: str) -> None:
-        try:
-            self._file.write(text)
-            self._file.flush()
-        except OSError as exc:
-            self.close()
-            if self._good is not None:
-                os.truncate(self.path, self._good)  # drop the part of the frame that got written
-            raise write_failed(self.path, exc) from None
-        if self._good is not None:
-            self._good += len(text.encode("utf-8"))
+        self._file.write(text)
 
     def close(self) -> None:
-        try:
-            self._file.close()
-        except OSError:
-            pass  # only the unwritten rest of a failed frame, already reported by _emit
+        self._file.close()
 
 
 def _num(v) -> float | None:
