@@ -166,6 +166,8 @@ def test_library_defaults_are_the_command_lines():
     ({"decode": "soft-argmax"}, "unknown decode"),
     ({"backend": "onnxruntime", "half": True}, "half precision"),
     ({"device": "tpu"}, "unknown device"),
+    ({"backend": "onnxruntime", "workers": 0}, "workers must be >= 1"),
+    ({"backend": "onnxruntime", "device": "cuda", "workers": 2}, "onnxruntime CPU option"),
 ])
 def test_bad_settings_are_user_errors(kwargs, message):
     with pytest.raises(UserError, match=message):

@@ -93,6 +93,22 @@ def test_estimator_on_onnxruntime_matches_torch_and_caches_its_export(exported, 
                                by_torch.estimate(frame, boxes)[..., 2], atol=1e-4)
 
 
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_parallel_cpu_sessions_split_the_batch_in_order(exported, batch):
+    from engines.pose.estimator import PoseEstimator
+
+    _, path, _ = exported
+    one = PoseEstimator(PRESET, onnx_path=path, backend="onnxruntime", workers=1)
+    three = PoseEstimator(PRESET, onnx_path=path, backend="onnxruntime", workers=3, threads=6)
+    assert not one.backend.workers and len(three.backend.workers) == 3
+    assert three.backend.session.get_session_options().intra_op_num_threads == 6  # for single crops
+    assert all(s.get_session_options().intra_op_num_threads == 2 for s in three.backend.workers)
+    w, h = get_preset(PRESET).image_size
+    images = np.random.default_rng(batch).standard_normal((batch, 3, h, w), dtype=np.float32)
+    # each crop distinct, so a slice returned out of order or twice shows
+    np.testing.assert_array_equal(three.heatmaps(images), one.heatmaps(images))
+
+
 def test_cli_corrupt_weights_is_one_line_and_exit_2(tmp_path):
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"\x80\x02not really a pickle")

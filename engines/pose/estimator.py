@@ -46,7 +46,8 @@ class PoseEstimator:
     backend: a name in engines.runtimes.backends.BACKENDS ("torch", "onnxruntime"); None: the
     device's fastest (`default_backend`: ONNX Runtime on the CPU, torch on CUDA). onnx_path: run this
     ONNX file (with its own weights) instead of exporting the network to the cache. half and
-    channels_last: torch only; threads: onnxruntime intra-op threads; batch_profile: (min, opt,
+    channels_last: torch only; threads: onnxruntime intra-op threads in all; workers:
+    onnxruntime CPU sessions splitting each batch (None = two on two or more cores); batch_profile: (min, opt,
     max) crops per call of a torch-based backend (a TensorRT engine's range; larger batches are
     split). decode: "dark" (sub-pixel, the default) or "standard" (official argmax + quarter offset). on_device: crop,
     normalise and decode with torch on the backend's device (torch-based backends only); None =
@@ -57,8 +58,8 @@ class PoseEstimator:
                  backend: str | None = None, device: str = "cpu", half: bool = False,
                  flip_test: bool = False, decode: str = "dark",
                  onnx_path: str | os.PathLike | None = None, channels_last: bool = False,
-                 threads: int | None = None, batch_profile: tuple[int, int, int] | None = None,
-                 on_device: bool | None = None):
+                 threads: int | None = None, workers: int | None = None,
+                 batch_profile: tuple[int, int, int] | None = None, on_device: bool | None = None):
         self.preset = preset if isinstance(preset, Preset) else get_preset(preset)
         self.schema = get_schema(self.preset.schema)
         if decode not in DECODERS:
@@ -71,7 +72,7 @@ class PoseEstimator:
             load_weights(model, weights)
         options = BackendOptions(device=device, half=half, channels_last=channels_last,
                                  onnx_path=None if onnx_path is None else str(onnx_path),
-                                 threads=threads, batch_profile=batch_profile)
+                                 threads=threads, workers=workers, batch_profile=batch_profile)
         backend = backend or default_backend(device)
         self.backend = create_backend(backend, model, self.preset.image_size, options)
         tensor_backend = isinstance(self.backend, TensorBackend)

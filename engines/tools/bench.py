@@ -158,7 +158,8 @@ def run_people_bench(presets: list[str], backends: list[str], people: list[int],
             torch.manual_seed(0)
             estimator = PoseEstimator(preset_name, backend=backend_name, device=options.device,
                                       half=options.half, channels_last=options.channels_last,
-                                      threads=options.threads, batch_profile=options.batch_profile)
+                                      threads=options.threads, workers=options.workers,
+                                      batch_profile=options.batch_profile)
             for count in people:
                 if options.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats(options.device)
@@ -212,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads for torch and onnxruntime (default: their own)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="onnxruntime CPU sessions splitting each batch (default: 2 on 2+ cores)")
     parser.add_argument("--half", action="store_true", help="fp16 (torch, compile, tensorrt backends)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC layout (torch, compile)")
     parser.add_argument("--batch-profile", metavar="MIN,OPT,MAX",
@@ -285,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     profile = BatchProfile.parse(args.batch_profile) if args.batch_profile else None
     options = BackendOptions(device=args.device, half=args.half, channels_last=args.channels_last,
-                             threads=args.threads,
+                             threads=args.threads, workers=args.workers,
                              batch_profile=profile and (profile.min, profile.opt, profile.max))
     if args.detector:
         rows = run_frame_cost_bench(args.detector, args.preset, args.backend, args.people, args.det_interval,
