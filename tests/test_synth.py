@@ -19,7 +19,8 @@ from trainer.synth.figure import JOINT_PARTS, LABEL_STRIDE, NUM_GT, place, rende
 from trainer.synth.motion import MOTION_ID, motion_angles
 from trainer.synth.sequence import VideoKnobs, frames
 from trainer.synth.skeleton import sample_bodies
-from trainer.synth.stills import StillKnobs, sample_still
+from trainer.synth.stills import StillKnobs, Truth, sample_still
+from trainer.synth.writers import posetrack_frame
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,6 +93,13 @@ def test_yaw_decides_which_face_points_are_visible():
     nose, eyes, ears = 0, [1, 2], [3, 4]
     assert vis[0, nose] == 2 and (vis[0, eyes] == 2).all()
     assert vis[1, nose] == 0 and (vis[1, eyes] == 0).all() and (vis[1, ears] > 0).all()
+    # PoseTrack ground truth labels the nose of the person turned away too, where it projects
+    truth = Truth(xy, vis, np.zeros((n, 4), np.float32), np.ones(n), np.zeros((n, 4), np.float32))
+    frame = posetrack_frame(truth, np.ones(n, bool), np.arange(n), "f.jpg", 1, 640, 240)
+    assert POSETRACK18.joints[0] == "nose" and (frame.keypoints[:, 0, 2] == 1).all()
+    np.testing.assert_allclose(frame.keypoints[1, 0, :2], xy[1, nose], atol=0.01)
+    frame = posetrack_frame(truth, np.ones(n, bool), np.arange(n), "f.jpg", 1, 400, 240)  # 2nd nose off-frame
+    assert frame.keypoints[:, 0, 2].tolist() == [1, 0]
 
 
 def test_images_round_trip_through_pycocotools_and_are_deterministic(tmp_path):

@@ -19,6 +19,7 @@ from .stills import Truth
 
 # Ground-truth rows (COCO-17, head_top=17, head_bottom=18) -> PoseTrack18 order; -1 = never annotated.
 POSETRACK_FROM_GT = np.array([0, 18, 17, -1, -1] + list(range(5, 17)))
+POSETRACK_NOSE = 0
 
 
 def _r(v: float) -> float:
@@ -82,11 +83,17 @@ class CocoWriter:
 def posetrack_frame(truth: Truth, keep: np.ndarray, track_ids: np.ndarray, file_name: str, image_id: int,
                     width: int, height: int) -> PoseTrackFrame:
     """One ground-truth frame in engines.formats.posetrack form: the kept people, PoseTrack18 joint order,
-    flag 1 where labelled (visible or occluded inside the frame), (0, 0, 0) elsewhere."""
+    flag 1 where labelled (visible or occluded inside the frame), (0, 0, 0) elsewhere.
+
+    The nose is labelled whenever it lies inside the frame, also on a person turned away: PoseTrack's
+    annotators mark it on the back of the head (in the PoseTrack18 sample, 11 of the 11 people seen
+    from behind with both shoulders labelled have a nose), where COCO, and so our stills, leave it out."""
     rows = np.flatnonzero(keep)
     src = POSETRACK_FROM_GT
     joints = truth.joints[rows][:, src.clip(0)]
     labelled = (truth.flags[rows][:, src.clip(0)] > 0) & (src >= 0)
+    nose = joints[:, POSETRACK_NOSE]
+    labelled[:, POSETRACK_NOSE] = ((nose >= 0) & (nose < (width, height))).all(axis=1)
     kp = np.zeros((len(rows), len(src), 3), np.float32)
     kp[labelled, :2] = np.round(joints[labelled], 2)
     kp[labelled, 2] = 1
