@@ -142,7 +142,7 @@ class OnnxRuntimeBackend:
     `workers` more sessions, the threads divided between them; a single crop runs on the main
     session with all threads. Lite-HRNet is hundreds of small ops, and one session spreading
     each op over both cores of a 2-core machine waits on the slower core at every op: two
-    single-thread sessions were ~1.2x faster on batches of 5-8 here (README, "Measured here"),
+    single-thread sessions were 1.05-1.45x faster on batches of 5-8 here (README, "Measured here"),
     while one crop runs fastest on all cores. Each session holds its own copy of the weights."""
 
     name = "onnxruntime"
@@ -217,13 +217,14 @@ def check_onnxruntime_options(options: BackendOptions) -> str:
     if options.channels_last:
         raise UserError("channels_last is a torch backend option")
     device = options.device
+    on_cuda = device == "cuda" or device.startswith("cuda:")
+    if device != "cpu" and not on_cuda:
+        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
     if options.workers is not None and options.workers < 1:
         raise UserError(f"workers must be >= 1, not {options.workers}")
-    if device == "cpu" or (options.workers or 1) == 1 and (device == "cuda" or device.startswith("cuda:")):
-        return device
-    if device == "cuda" or device.startswith("cuda:"):
+    if on_cuda and (options.workers or 1) > 1:
         raise UserError("workers (parallel sessions) is an onnxruntime CPU option")
-    raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    return device
 
 
 @register_backend("onnxruntime")
