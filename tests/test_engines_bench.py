@@ -51,3 +51,15 @@ def test_catalogue_names_stand_for_their_presets_and_typos_fail_first(capsys):
     assert "lite_w16_160x128" in table and "x_ref" in table and "reference workload" in table
     assert run_cli(bench_main, ["--preset", "litehrnet30-coco,nosuch", "--batch", "1"]) == 2
     assert "unknown preset 'nosuch'" in capsys.readouterr().err
+
+
+def test_pose_rows_say_how_many_sessions_split_a_batch(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HRNET_TRACKER_CACHE", str(tmp_path))  # the ONNX export lands here
+    sessions = {}
+    for workers in (1, 2):
+        argv = ["--preset", "lite_w16_160x128", "--backend", "onnxruntime,torch", "--batch", "2",
+                "--repeats", "1", "--warmup", "0", "--workers", str(workers), "--json"]
+        assert bench_main(argv) == 0
+        rows = json.loads(capsys.readouterr().out)["rows"]
+        sessions[workers] = [(r["backend"], r["sessions"]) for r in rows]
+    assert sessions == {1: [("onnxruntime", 1), ("torch", 1)], 2: [("onnxruntime", 2), ("torch", 1)]}

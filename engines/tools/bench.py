@@ -155,7 +155,8 @@ def run_bench(presets: list[str], backends: list[str], batches: list[int], repea
                              "crops_per_s": round(batch / seconds, 1), "device": options.device,
                              "peak_mib": peak_memory_mib(options.device),
                              "threads": torch.get_num_threads() if backend_name == "torch"
-                             else options.threads})
+                             else options.threads,
+                             "sessions": len(getattr(backend, "workers", [])) or 1})
     return rows
 
 
