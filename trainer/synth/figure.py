@@ -295,6 +295,13 @@ def visible_boxes(labels: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, 
     return boxes, areas
 
 
+def frame_pixels(xy: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest pixel column and row (ints) of each point (..., 2), and whether it lies in the frame."""
+    xi = np.round(xy[..., 0]).astype(int)
+    yi = np.round(xy[..., 1]).astype(int)
+    return xi, yi, (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+
+
 def visibility(placed: Placed, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ground-truth joints (P, NUM_GT, 2) float32 and flags (P, NUM_GT) int: 2 visible, 1 occluded
     (inside the frame but covered, by others or by the person's own parts), 0 outside the frame
@@ -302,9 +309,7 @@ def visibility(placed: Placed, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     h, w = labels.shape
     xy = placed.points[:, GT_JOINTS].astype(np.float32)
     n = len(xy)
-    xi = np.round(xy[..., 0]).astype(int)
-    yi = np.round(xy[..., 1]).astype(int)
-    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    xi, yi, inside = frame_pixels(xy, w, h)
     lab = labels[yi.clip(0, h - 1), xi.clip(0, w - 1)].astype(int)
     own = lab // LABEL_STRIDE == (np.arange(n) + 1)[:, None]
     part_ok = JOINT_PARTS[np.arange(NUM_GT)[None, :], lab % LABEL_STRIDE]

@@ -15,6 +15,7 @@ from engines.formats.posetrack import (PoseTrackFrame, PoseTrackSequence, make_i
                                write_posetrack18)
 from engines.pose.schemas import COCO17
 
+from .figure import frame_pixels
 from .stills import Truth
 
 # Ground-truth rows (COCO-17, head_top=17, head_bottom=18) -> PoseTrack18 order; -1 = never annotated.
@@ -92,8 +93,7 @@ def posetrack_frame(truth: Truth, keep: np.ndarray, track_ids: np.ndarray, file_
     src = POSETRACK_FROM_GT
     joints = truth.joints[rows][:, src.clip(0)]
     labelled = (truth.flags[rows][:, src.clip(0)] > 0) & (src >= 0)
-    nose = joints[:, POSETRACK_NOSE]
-    labelled[:, POSETRACK_NOSE] = ((nose >= 0) & (nose < (width, height))).all(axis=1)
+    labelled[:, POSETRACK_NOSE] = frame_pixels(joints[:, POSETRACK_NOSE], width, height)[2]
     kp = np.zeros((len(rows), len(src), 3), np.float32)
     kp[labelled, :2] = np.round(joints[labelled], 2)
     kp[labelled, 2] = 1
