@@ -22,12 +22,13 @@ def load_detector(name: str, device: str = "cpu", cache: str | None = None, **op
 
     model = CATALOGUE.get(name)
     if model is not None and model.task == "detector":
-        kind, path = model.kind, model_file(model, cache)
+        kind, path, input_size = model.kind, model_file(model, cache), model.input_size
     else:
-        kind, _, path = name.partition(":")
+        (kind, _, path), input_size = name.partition(":"), None
     if kind == "centernet":
-        from engines.detectors.centernet import load_centernet
+        from engines.detectors.centernet import BUNDLED_INPUT, load_centernet
 
+        options.setdefault("input_size_wh", input_size or BUNDLED_INPUT)
         return load_centernet(path or None, device=device, **options)
     if kind == "hog":
         from engines.detectors.hog import HogDetector

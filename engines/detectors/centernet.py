@@ -24,8 +24,8 @@ __all__ = ["CenterNetNet", "decode_centernet", "CenterNetDetector",
 
 STRIDE = 4
 SIZE_UNIT = 32.0                # the size head predicts log(size / SIZE_UNIT)
-BUNDLED = "centernet_384x224"   # engines/assets/<BUNDLED>.pth, trained by trainer.detection
-BUNDLED_INPUT = (384, 224)
+BUNDLED = "centernet_512x288"   # engines/assets/<BUNDLED>.pth, trained by trainer.detection
+BUNDLED_INPUT = (512, 288)
 
 
 def _conv(cin, cout, stride=1, dilation=1):
