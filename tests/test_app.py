@@ -67,7 +67,7 @@ def test_jsonl_to_stdout_keeps_stdout_clean(tmp_path, lite_weights, short_clip):
     assert not (tmp_path / "exp1" / "short.mp4").exists()
 
 
-# Below what the bundled models measured on the demo clip (mAP 74.1, MOTA 64.2, IDF1 66.1, HOTA 43.6).
+# Below what the bundled models measured on the demo clip (mAP 74.1, MOTA 64.7, IDF1 66.5, HOTA 43.9).
 DEMO_MIN_MAP = 73.0
 DEMO_MIN_MOTA = 63.5
 DEMO_MIN_IDF1 = 65.0

@@ -135,3 +135,14 @@ def test_two_people_seen_together_are_never_merged():
             assert sorted(out.ids.tolist()) == [1, 2]
             stayer = int(out.ids[np.argmin(np.abs(out.keypoints[:, :, 0].mean(axis=1) - 900))])
     assert out.ids.tolist() == [stayer]
+
+
+def test_a_lost_track_takes_no_one_in_other_clothes_who_comes_in_where_it_left():
+    stay = [[(pose_at(600, 360), "red", "blue")] for _ in range(FPS)]
+    other = [[(pose_at(600, 360), "green", "yellow")] for _ in range(FPS)]
+    # gone half a second (within lost_buffer, so the track is only lost): motion alone would
+    # give its id to whoever stands there now; the clothes say it is someone else
+    assert run(TrackerConfig(), stay + [[]] * 12 + other)[-1] == [2]
+    assert run(TrackerConfig(), stay + [[]] * 12 + stay)[-1] == [1]
+    # a detection missed for one frame is bridged by motion alone, whatever the colours read
+    assert run(TrackerConfig(), stay + [[]] + other)[-1] == [1]
