@@ -142,12 +142,12 @@ CATALOGUE: dict[str, PoseModel | DetectorModel] = {m.name: m for m in (
                   Weights(url=_YOLOX + "yolox_s.onnx",
                           sha256="c5c2d13e59ae883e6af3b45daea64af4833a4951c92d116ec270d9ddbe998063"),
                   "Apache-2.0 (Megvii)", "COCO box AP 40.5"),
-    # trained at 384x224 but run at 512x288, where the people of synthetic videos are found more
-    # often (model card). Its scores run low (true detections' median 0.47): tracker thresholds from
+    # run (and last fine-tuned) at 512x288, where the 80-160 px people of synthetic videos are found
+    # more often (model card). Its scores run low (true detections' median 0.47): tracker thresholds from
     # `python -m engines calibrate --det centernet --data data/synth/val/annotations.json` (300
     # held-out frames, seed 2)
     DetectorModel("centernet", "centernet", (512, 288), Weights(bundled="centernet_512x288.pth"),
-                  "MIT (this project)", f"synthetic box AP50 66.8 (74.4 at 384x224); {_BUNDLED_NOTE}",
+                  "MIT (this project)", f"synthetic box AP50 70.5; {_BUNDLED_NOTE}",
                   low_score=0.167, high_score=0.302, new_track_score=0.338),
     DetectorModel("hog", "hog", None, Weights(), "BSD-3-Clause (OpenCV)",
                   "Dalal-Triggs pedestrians; weak on real footage"),
