@@ -119,13 +119,12 @@ class PoseTracker:
         self._predict(self._advance_clock(timestamp))
         self.tracks.raw[:] = np.nan
         self.tracks.joint_unseen = np.minimum(self.tracks.joint_unseen + 1, NEVER)
-        predicted = self._pose(self.tracks.filters.pos)
+        predicted, detections = self._pose(self.tracks.filters.pos), (boxes, keypoints, appearance)
 
         score, state = boxes[:, 4], self.tracks.state
         high = np.flatnonzero(score >= cfg.high_score)
         low = np.flatnonzero((score >= cfg.low_score) & (score < cfg.high_score))
         # 1. high-score detections with the confirmed tracks, tracked or lost
-        detections = (boxes, keypoints, appearance)
         first = self._associate(predicted, detections, np.flatnonzero(state != TENTATIVE), high, cfg.min_similarity)
         # 2. low-score detections with the tracked tracks the first stage left
         left = first.unmatched_tracks
