@@ -18,6 +18,14 @@ def pose_at(cx, cy, height=200.0, score=0.9):
     return np.concatenate([xy, np.full((17, 1), score)], axis=1).astype(np.float32)
 
 
+def past_first_frame(config: TrackerConfig | None = None) -> PoseTracker:
+    """A tracker that has seen one empty frame (at t = -1/30): people of a tracker's first frame
+    are confirmed at once, so lifecycle tests start after it."""
+    tracker = PoseTracker(config)
+    tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), timestamp=-1 / 30)
+    return tracker
+
+
 def detections(poses, det_score=0.9):
     kp = np.array(poses, np.float32).reshape(-1, 17, 3)
     return boxes_from_keypoints(kp, np.full(len(kp), det_score)), kp
@@ -151,10 +159,23 @@ def test_isolated_false_detections_never_become_tracks():
     confirmed = set()
     for f in range(80):
         real = [pose_at(200 + 3 * f, 300)]
-        clutter = [pose_at(*rng.uniform([0, 0], [1280, 720]), height=rng.uniform(60, 250)) for _ in range(3)]
+        # from the second frame on: people of the first frame are confirmed at once (test below)
+        clutter = [pose_at(*rng.uniform([0, 0], [1280, 720]), height=rng.uniform(60, 250))
+                   for _ in range(3 if f else 0)]
         out = tracker.update(*detections(real + clutter), timestamp=f / 30)
         confirmed.update(out.ids.tolist())
     assert confirmed == {1}
+
+
+def test_people_of_the_first_frame_are_confirmed_at_once():
+    tracker = PoseTracker()
+    first = tracker.update(*detections([pose_at(200, 300), pose_at(600, 300)]), timestamp=0.0)
+    assert sorted(first.ids.tolist()) == [1, 2] and (first.states == TRACKED).all()
+    # someone who comes later waits min_hits frames for an id, as before
+    for f in range(1, 4):
+        out = tracker.update(*detections([pose_at(200, 300), pose_at(600, 300), pose_at(1000, 300)]),
+                             timestamp=f / 30)
+        assert len(out.ids) == (2 if f < 3 else 3), f
 
 
 def test_left_right_swap_keeps_id_and_is_corrected():
@@ -258,7 +279,7 @@ def test_every_lifecycle_transition(state, hit, hits, misses, expected):
 def test_lifecycle_through_the_tracker_ids_are_never_reused():
     """Tentative for min_hits frames, tracked, lost while hidden, recovered under the same id,
     removed after lost_buffer misses; a return after that is a new person with a new id."""
-    tracker = PoseTracker(TrackerConfig(lost_buffer=4, output_coast_frames=4))
+    tracker = past_first_frame(TrackerConfig(lost_buffer=4, output_coast_frames=4))
     seen = []   # (frame, ids, states) reported
     for f in range(25):
         visible = f < 6 or 8 <= f < 10 or f >= 16   # hidden 6-7 (recovered) and 10-15 (removed)
@@ -278,7 +299,7 @@ def test_lifecycle_through_the_tracker_ids_are_never_reused():
 
 
 def test_a_tentative_track_that_misses_a_frame_is_dropped():
-    tracker = PoseTracker()
+    tracker = past_first_frame()
     for f, visible in enumerate([True, True, False, True, True, True]):
         det = detections([pose_at(300, 300)]) if visible else (np.zeros((0, 5)), np.zeros((0, 17, 3)))
         out = tracker.update(*det, timestamp=f / 30)
@@ -303,7 +324,7 @@ def test_track_table_rows_stay_aligned_through_births_and_removals():
 
 
 def test_predicted_people_follow_motion_and_include_tentative_tracks():
-    tracker = PoseTracker()
+    tracker = past_first_frame()
     assert tracker.predicted_people(0.0)[0].shape == (0, 5)
     for f in range(6):   # walks 9 px per frame to the right
         tracker.update(*detections([pose_at(100 + 9 * f, 300)]), timestamp=f / 30)

@@ -98,5 +98,7 @@ def test_settings_from_a_file_change_what_the_tracker_does(tmp_path):
     kpts = np.concatenate([xy, np.full((17, 1), 0.9)], axis=1)[None].astype(np.float32)
     boxes = boxes_from_keypoints(kpts, np.array([0.9]))
     default, eager = PoseTracker(), new_tracker("coco17", 30, load_tracker_config(write(tmp_path, "min_hits: 1\n")))
+    for tracker in (default, eager):   # past the first frame, whose people are confirmed at once
+        tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), -1 / 30)
     assert len(default.update(boxes, kpts, 0.0)) == 0          # tentative: not reported yet
     assert eager.update(boxes, kpts, 0.0).ids.tolist() == [1]  # confirmed at its first hit

@@ -44,7 +44,7 @@ class TrackerConfig:
     oks_weight: float = _within(0.7, 0, 1)               # similarity = w * OKS + (1 - w) * IoU
     joint_score_thresh: float = _within(0.2, 0, 1)       # joints below are left out of OKS and filter updates
     flip_robust: bool = True                             # also try detections left/right-swapped; fix if better
-    min_hits: int = _within(3, low=1)                    # consecutive hits before a track is confirmed
+    min_hits: int = _within(3, low=1)                    # consecutive hits before a track is confirmed (first frame: at once)
     lost_buffer: int = _within(30, low=0)                # frames a lost track is kept for recovery
     output_coast_frames: int = _within(0, low=0)         # lost tracks are reported (predicted) this many frames
     joint_coast_frames: int = _within(15, low=0)         # an unmeasured joint is reported as predicted this many frames, then hidden

@@ -10,7 +10,8 @@
     LOST          missed, within lost_buffer                     LOST
     TRACKED, LOST missed, more than lost_buffer frames in a row  REMOVED
 
-A detection nobody matches starts a TENTATIVE track (TRACKED at once when min_hits is 1). Ids
+A detection nobody matches starts a TENTATIVE track (TRACKED at once when min_hits is 1, and in
+a tracker's first frame). Ids
 count up per tracker and are never reused; removed tracks leave the table the same frame.
 """
 

@@ -19,7 +19,7 @@ Per frame (`PoseTracker.update` reads in this order):
    whose clothing colours (appearance.py) match a person lost or gone within `reid_seconds`
    takes that person's id (re-identification), the others get new ids; removed tracks are
    remembered as departed for `reid_seconds`;
-5. high-score detections nobody took start tentative tracks.
+5. high-score detections nobody took start tentative tracks (confirmed ones in the first frame).
 
 Time is measured in frames of `frame_period` seconds, so irregular timestamps stretch the
 prediction step. Noise levels are fractions of the person's box height, so they hold at any scale.
@@ -257,7 +257,10 @@ class PoseTracker:
         var = np.where(observed, var, (h * 10.0) ** 2)
         filters = ConstantVelocityBank(z, var, (cfg.velocity_init * h) ** 2)
         measured = observed[:, _JOINTS][:, ::2]
-        self.tracks = self.tracks.concatenate(TrackTable.started(birth_state(cfg.min_hits), filters, boxes[:, 4],
+        # people of the first frame are confirmed at once (as ByteTrack does): there is no earlier
+        # frame to confirm them against, and a single image would otherwise show no one
+        min_hits = 1 if self.frame_index == 0 else cfg.min_hits
+        self.tracks = self.tracks.concatenate(TrackTable.started(birth_state(min_hits), filters, boxes[:, 4],
                                                                  kpts, measured, appearance, self._now))
         self._give_ids()
 
