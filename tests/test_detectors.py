@@ -202,7 +202,7 @@ def test_centernet_detector_maps_its_peaks_back_to_the_frame():
     net = ChosenMaps()
     frame = np.empty((150, 200, 3), np.uint8)
     frame[:] = (30, 120, 200)                               # BGR
-    boxes = CenterNetDetector(net, (160, 96), score_thresh=0.3).detect(frame)
+    boxes = CenterNetDetector(net, (160, 96), backend="torch", score_thresh=0.3).detect(frame)
     # letterbox ratio min(160/200, 96/150) = 0.64, padding right; cell (10, 5) + offset (0.5, 0.25)
     # is input (42, 21), a 40x32 box [22, 5, 62, 37]: / 0.64 in the frame. Cell (30, 20): input
     # (120, 80), 16x16 -> [112, 72, 128, 88] / 0.64. Scores: sigmoid(2), sigmoid(0).
@@ -211,3 +211,19 @@ def test_centernet_detector_maps_its_peaks_back_to_the_frame():
     x = net.seen[0].numpy()
     np.testing.assert_allclose(x[:, 0, 0], np.array([200, 120, 30]) / 255, atol=1e-6)   # RGB, / 255
     np.testing.assert_allclose(x[:, 0, 130], 114 / 255, atol=1e-6)                     # grey padding
+
+
+def test_bundled_centernet_runs_the_same_on_onnxruntime_and_torch():
+    """The CPU default runs the bundled detector through ONNX Runtime: same boxes as torch."""
+    import cv2
+
+    from engines.detectors.centernet import load_centernet
+    from tracker.sources import DEMO_CLIP
+
+    ok, frame = cv2.VideoCapture(str(DEMO_CLIP)).read()
+    assert ok, "bundled demo clip unreadable"
+    fast, plain = load_centernet(), load_centernet(backend="torch")
+    assert fast.network.name == "onnxruntime" and plain.network.name == "torch"
+    boxes, expected = fast.detect(frame), plain.detect(frame)
+    assert len(expected) >= 2 and boxes.shape == expected.shape
+    np.testing.assert_allclose(boxes, expected, atol=0.05)

@@ -19,7 +19,7 @@ from torch import nn
 from engines.detectors.base import Detector
 from engines.detectors.onnx_yolo import letterbox
 
-__all__ = ["CenterNetNet", "decode_centernet", "CenterNetDetector",
+__all__ = ["CenterNetNet", "PackedHeads", "decode_centernet", "CenterNetDetector",
            "load_centernet", "STRIDE", "BUNDLED", "BUNDLED_INPUT"]
 
 STRIDE = 4
@@ -86,22 +86,39 @@ def decode_centernet(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, str
     return results
 
 
+class PackedHeads(nn.Module):
+    """A CenterNetNet with its three outputs in one (B,5,h,w) tensor: centre logits, box size,
+    offset. One output is the form every pose backend runs (and ONNX Runtime exports)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return torch.cat(self.net(x), dim=1)
+
+
 class CenterNetDetector(Detector):
-    """Runs a CenterNetNet (torch) on letterboxed frames: RGB, /255, top-left padding."""
+    """Runs a CenterNetNet on letterboxed frames (RGB, /255, top-left padding) through a pose
+    backend: by default ONNX Runtime on the CPU (the network at 512x288: 2.0 ms against torch's
+    4.6 ms here) and torch on CUDA."""
 
-    def __init__(self, model: CenterNetNet, input_size_wh=BUNDLED_INPUT, device: str = "cpu", **options):
+    def __init__(self, model: nn.Module, input_size_wh=BUNDLED_INPUT, device: str = "cpu",
+                 backend: str | None = None, **options):
+        from engines.runtimes.backends import BackendOptions, create_backend, default_backend
+
         super().__init__(**options)
-        self.model = model.eval().to(device)
         self.input_size = (int(input_size_wh[0]), int(input_size_wh[1]))
-        self.device = device
+        # one frame at a time: one ONNX Runtime session with every thread
+        self.network = create_backend(backend or default_backend(device), PackedHeads(model).float(),
+                                      self.input_size, BackendOptions(device=device, workers=1))
 
-    @torch.no_grad()
     def candidates(self, frames):
         boxed = [letterbox(f, self.input_size, centred=False) for f in frames]
         x = np.stack([img[..., ::-1].transpose(2, 0, 1) for img, _ in boxed]).astype(np.float32) / 255.0
-        heat, size, offset = self.model(torch.from_numpy(x).to(self.device))
-        people = decode_centernet(torch.sigmoid(heat).cpu().numpy(), size.cpu().numpy(), offset.cpu().numpy(),
-                                  score_thresh=min(self.score_thresh, 0.1))
+        maps = self.network(x)
+        heat = 1.0 / (1.0 + np.exp(-np.clip(maps[:, :1], -30.0, 30.0)))   # sigmoid, no overflow
+        people = decode_centernet(heat, maps[:, 1:3], maps[:, 3:5], score_thresh=min(self.score_thresh, 0.1))
         for boxes, (_, lb) in zip(people, boxed):
             boxes[:, :4] = lb.to_frame(boxes[:, :4])
         return people

@@ -259,7 +259,8 @@ def cached_onnx(model: torch.nn.Module, image_size: tuple[int, int],
 
     digest = hashlib.sha256(f"{image_size[0]}x{image_size[1]}:{weights_digest(model)}".encode())
     folder = Path(cache_dir) if cache_dir else default_cache_dir() / "onnx"
-    path = folder / f"hrnet_{image_size[0]}x{image_size[1]}_{digest.hexdigest()[:16]}.onnx"
+    name = type(model).__name__.lower()   # posehighresolutionnet, litehrnetpose, packedheads (a detector)
+    path = folder / f"{name}_{image_size[0]}x{image_size[1]}_{digest.hexdigest()[:16]}.onnx"
     if not path.is_file():
         export_onnx(model, image_size, path)
     return path
