@@ -224,6 +224,9 @@ def test_bundled_centernet_runs_the_same_on_onnxruntime_and_torch():
     assert ok, "bundled demo clip unreadable"
     fast, plain = load_centernet(), load_centernet(backend="torch")
     assert fast.network.name == "onnxruntime" and plain.network.name == "torch"
+    # its idle threads must not spin: the pose network runs next on the same cores
+    options = fast.network.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     boxes, expected = fast.detect(frame), plain.detect(frame)
     assert len(expected) >= 2 and boxes.shape == expected.shape
     np.testing.assert_allclose(boxes, expected, atol=0.05)
