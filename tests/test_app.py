@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -70,14 +71,18 @@ def test_jsonl_to_stdout_keeps_stdout_clean(tmp_path, lite_weights, short_clip):
 
 def test_a_single_image_shows_its_people(tmp_path):
     """A photo is a one-frame source: its people are reported, not held back until a track has
-    min_hits frames (the first frame's people are confirmed at once)."""
+    min_hits frames (the first frame's people are confirmed at once), and drawn on a picture."""
     ok, image = cv2.VideoCapture(str(DEMO_CLIP)).read()
     assert ok, "bundled demo clip unreadable"
-    cv2.imwrite(str(tmp_path / "photo.jpg"), image)
-    assert main(["--source", str(tmp_path / "photo.jpg"), "--bundled", "--out", str(tmp_path), "--no-save",
+    cv2.imwrite(str(tmp_path / "photo.png"), image)
+    assert main(["--source", str(tmp_path / "photo.png"), "--bundled", "--out", str(tmp_path / "runs"),
                  "--export", "jsonl"]) == 0
-    records = [json.loads(line) for line in (tmp_path / "exp1" / "photo.jsonl").read_text().splitlines()]
+    run = tmp_path / "runs" / "exp1"
+    records = [json.loads(line) for line in (run / "photo.jsonl").read_text().splitlines()]
     assert len(records) == 1 and len(records[0]["tracks"]) >= 2
+    assert sorted(p.name for p in run.iterdir()) == ["photo.jpg", "photo.jsonl"]   # a picture, not a video
+    drawn = cv2.imread(str(run / "photo.jpg"))
+    assert drawn.shape == image.shape and np.abs(drawn.astype(int) - image).mean() > 0.5   # skeletons on it
 
 
 # Below what the bundled models measured on the demo clip (mAP 74.6, MOTA 65.1, IDF1 66.5, HOTA 44.2).

@@ -101,3 +101,22 @@ def test_ctrl_c_on_endless_camera_finalises_outputs(tmp_path, estimator):
     assert len(written["images"]) == stream.frames
     assert count_video_frames(tmp_path / "cam.mp4") == stream.frames
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_the_first_frames_overlay_shows_its_own_timings(tmp_path, estimator):
+    """The overlay of frame 0 (a photo's only frame) shows that frame's stage times, not the
+    1,000,000 FPS of an empty average."""
+    cv2.imwrite(str(tmp_path / "photo.png"), cv2.VideoCapture(str(DEMO_CLIP)).read()[1])
+    overlays = []
+
+    class KeepingRenderer(Renderer):
+        def draw(self, image, tracks, overlay=None):
+            overlays.append(dict(overlay))
+            return super().draw(image, tracks, overlay)
+
+    source = open_source(tmp_path / "photo.png")
+    stream = Stream(source=source, tracker=new_tracker("coco17", source.fps), renderer=KeepingRenderer("coco17"))
+    Pipeline(estimator, HogDetector(), [stream]).run()
+    (overlay,) = overlays
+    stages = overlay["detect ms"] + overlay["pose ms"] + overlay["track ms"]
+    assert stages > 0 and overlay["FPS"] == pytest.approx(1000.0 / stages)

@@ -19,7 +19,7 @@ from engines.formats.posetrack import load_sequence
 from tracker.app import main
 from tracker.export import JsonlWriter, PoseTrack18Writer
 from tracker.export.journal import finish_journal
-from tracker.export.video import VideoSink
+from tracker.export.video import ImageSink, VideoSink
 from tracker.sources import DEMO_CLIP
 from tracker.tracking import PoseTracker
 from synthetic_people import noisy_detections, synthetic_people
@@ -101,6 +101,16 @@ def test_video_on_a_full_disk_is_an_error_not_a_broken_file(tmpfs):
     with pytest.raises(WriteError, match="no space left on device"):
         sink.close()
     assert list(folder.iterdir()) == []   # neither clip.mp4 nor the partial file
+
+
+def test_picture_on_a_full_disk_is_an_error_not_a_broken_file(tmpfs):
+    folder = tmpfs("16k")
+    sink = ImageSink(folder / "photo.jpg")
+    image = cv2.VideoCapture(str(DEMO_CLIP)).read()[1]
+    sink.write(np.random.default_rng(0).integers(0, 256, image.shape, np.uint8))   # ~600 KB as JPEG
+    with pytest.raises(WriteError, match="photo.jpg: no space left on device"):
+        sink.close()
+    assert list(folder.iterdir()) == []   # neither photo.jpg nor its temporary file
 
 
 def test_video_that_fits_is_checked_and_complete(tmp_path):

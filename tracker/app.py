@@ -205,7 +205,7 @@ def open_sources(specs: list[str], loop: bool = False) -> list:
 def open_streams(args, sources: list, schema: str, run_dir: Path, jsonl_path: str | None) -> list:
     """Give each source its own tracker, exporters, video and renderer."""
     import tracker.export as export
-    from tracker.pipeline import Stream, VideoSink, new_tracker
+    from tracker.pipeline import Stream, new_tracker
     from tracker.render import Renderer
 
     streams, config = [], tracker_config(args, args.source or ["demo"])
@@ -216,9 +216,19 @@ def open_streams(args, sources: list, schema: str, run_dir: Path, jsonl_path: st
             writers.append(export.JsonlWriter(jsonl_path, schema=schema))
         streams.append(Stream(
             source=source, tracker=new_tracker(schema, source.fps, config), writers=writers,
-            video=VideoSink(run_dir / f"{name}.mp4", source.fps) if args.save else None,
+            video=annotated_output(source, run_dir, name) if args.save else None,
             renderer=Renderer(schema) if args.save or args.show else None, show=args.show))
     return streams
+
+
+def annotated_output(source, run_dir: Path, name: str):
+    """Where the annotated frames go: NAME.jpg for a single image, else the video NAME.mp4."""
+    from tracker.export.video import ImageSink, VideoSink
+    from tracker.sources import ImageFolderSource
+
+    if isinstance(source, ImageFolderSource) and len(source.paths) == 1:
+        return ImageSink(run_dir / f"{name}.jpg")
+    return VideoSink(run_dir / f"{name}.mp4", source.fps)
 
 
 def _check_display() -> None:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from engines.errors import UserError
-from tracker.export.video import VideoSink
+from tracker.export.video import ImageSink, VideoSink
 from tracker.render import Renderer
 from tracker.sources import CaptureThread, Frame, Source
 from tracker.tracking import PoseTracker, TrackBatch, TrackerConfig
@@ -63,7 +63,7 @@ class Stream:
     source: Source
     tracker: PoseTracker
     writers: list = field(default_factory=list)
-    video: VideoSink | None = None
+    video: VideoSink | ImageSink | None = None
     renderer: Renderer | None = None
     show: bool = False
     frames: int = 0
@@ -224,6 +224,8 @@ class Pipeline:
         for writer in stream.writers:
             writer.write(frame.index, frame.timestamp, tracks)
         stream.track_ids.update(int(i) for i in tracks.ids)
+        for stage, seconds in times.items():   # this frame's detect, pose and track: in its overlay already
+            _smooth(stream.latency_ms, stage, 1000.0 * seconds)
         if stream.renderer is not None:
             overlay = {"FPS": 1000.0 / max(sum(stream.latency_ms.get(s, 0.0) for s in STAGES), 1e-3)}
             overlay.update({f"{s} ms": stream.latency_ms.get(s, 0.0) for s in STAGES})
@@ -237,8 +239,8 @@ class Pipeline:
                     self._stop.set()
         times["render"] = time.perf_counter() - t0
         times["latency"] = time.monotonic() - captured
-        for stage, seconds in times.items():
-            _smooth(stream.latency_ms, stage, 1000.0 * seconds)
+        for stage in ("render", "latency"):
+            _smooth(stream.latency_ms, stage, 1000.0 * times[stage])
         stream.frame_ms = {stage: 1000.0 * seconds for stage, seconds in times.items()}
         if self.on_frame is not None:
             self.on_frame(stream)

@@ -1,4 +1,5 @@
-"""The annotated MP4: written under a hidden temporary name, checked, then renamed into place.
+"""The annotated output: an MP4 (or, for a single image, a picture), written under a hidden
+temporary name, checked, then renamed into place.
 
 OpenCV's VideoWriter reports no write errors: on a full disk it goes on "writing" and leaves a
 file without its index (`moov atom not found`). So the finished file is opened again and its
@@ -18,7 +19,7 @@ import numpy as np
 from engines.detectors.onnx_yolo import letterbox
 from engines.errors import UserError, WriteError
 
-__all__ = ["VideoSink", "partial_video_path", "PARTIAL_VIDEO_PATTERN"]
+__all__ = ["VideoSink", "ImageSink", "partial_video_path", "PARTIAL_VIDEO_PATTERN"]
 
 PARTIAL_VIDEO_PATTERN = ".*.partial.mp4"
 
@@ -69,7 +70,40 @@ class VideoSink:
         self._writer = None
         if _frames_in(self._tmp) != self.frames:
             self._tmp.unlink(missing_ok=True)
-            free = shutil.disk_usage(self.path.parent).free
-            why = "no space left on device" if free < 1 << 20 else "the video writer failed"
-            raise WriteError(f"cannot write {self.path}: {why} (the unfinished video was removed)")
+            raise WriteError(f"cannot write {self.path}: {_why(self.path, 'the video writer failed')} "
+                             f"(the unfinished video was removed)")
         os.replace(self._tmp, self.path)
+
+
+class ImageSink:
+    """The annotated picture of a one-image source (a one-frame MP4 is not what a photo's user
+    wants): the last frame written, encoded by its file extension at close()."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._image: np.ndarray | None = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        self._image = image
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._image is None:
+            return
+        from engines.hub.atomic import atomic_path
+
+        ok, encoded = cv2.imencode(self.path.suffix, self._image)
+        try:
+            if not ok:
+                raise OSError("the image encoder failed")
+            with atomic_path(self.path) as tmp:
+                tmp.write_bytes(encoded.tobytes())
+        except OSError as exc:
+            raise WriteError(f"cannot write {self.path}: {_why(self.path, exc.strerror or str(exc))}") from None
+
+
+def _why(path: Path, otherwise: str) -> str:
+    """A failed write's reason: a full disk (OpenCV's writers do not say so), else `otherwise`."""
+    free = shutil.disk_usage(path.parent).free if path.parent.exists() else 1 << 30
+    return "no space left on device" if free < 1 << 20 else otherwise
