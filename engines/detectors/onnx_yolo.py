@@ -56,21 +56,15 @@ class OnnxYoloDetector(Detector):
     def __init__(self, path: str | Path, person_class: int = 0, threads: int | None = None,
                  providers: Sequence[str] = ("CPUExecutionProvider",), **options):
         super().__init__(**options)
-        import onnxruntime as ort
+        from engines.runtimes.backends import ort_session
 
         path = Path(path)
         if not path.is_file():
             raise UserError(f"detector model not found: {path}")
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = int(threads)
         # Idle threads that spin after a call take the cores from the pose network that runs
         # next: Nano + Lite-HRNet-30 at 5 people took 74 ms a frame spinning, 63 ms not.
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=list(providers))
-        except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise UserError(f"cannot load ONNX detector {path}: {str(exc).splitlines()[0]}") from None
+        self.session = ort_session(path, list(providers), int(threads) if threads else None, spin=False,
+                                   what="detector")
         self.path = path
         self.person_class = int(person_class)
         inp = self.session.get_inputs()[0]

@@ -191,8 +191,10 @@ class OnnxRuntimeBackend:
         return np.concatenate([first] + [future.result() for future in others])
 
 
-def ort_session(onnx_path: str | os.PathLike, providers: list, threads: int | None, spin: bool = True):
-    """An InferenceSession; with `spin` off its idle threads sleep at once instead of spinning."""
+def ort_session(onnx_path: str | os.PathLike, providers: list, threads: int | None, spin: bool = True,
+                what: str = "model"):
+    """An InferenceSession; with `spin` off its idle threads sleep at once instead of spinning.
+    A file onnxruntime cannot load is a UserError naming it as an ONNX `what`."""
     import onnxruntime as ort
 
     session_options = ort.SessionOptions()
@@ -203,7 +205,7 @@ def ort_session(onnx_path: str | os.PathLike, providers: list, threads: int | No
     try:
         return ort.InferenceSession(str(onnx_path), session_options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise UserError(f"cannot load ONNX model {onnx_path}: {str(exc).splitlines()[0][:200]}") from None
+        raise UserError(f"cannot load ONNX {what} {onnx_path}: {str(exc).splitlines()[0][:200]}") from None
 
 
 def usable_cores() -> int:
