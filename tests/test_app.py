@@ -18,6 +18,7 @@ from tracker.sources import DEMO_CLIP
 @pytest.mark.parametrize("argv, message", [
     (["--source", "missing.mp4"], "not found"),
     (["--source", "notes.txt"], "unsupported"),
+    (["--source", "broken.jpg"], "cannot read image broken.jpg: damaged"),
     (["--source", "webcam:5"], "no camera"),
     (["--source", "http://127.0.0.1:1/stream.mjpg"], "cannot reach"),
     (["--source", "demo", "--pose", "no-such-model"], "not a pose model"),
@@ -34,6 +35,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "broken.jpg").write_bytes(b"not a JPEG")
     assert run_cli(main, argv, prog="tracker") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]

@@ -468,6 +468,9 @@ def open_source(spec: str | int | os.PathLike, loop: bool = False, live: bool = 
         raise UserError(f"source not found: {text} (expected webcam[:N], a video, an image folder, "
                         f"a glob, a URL or 'demo')")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
+        # a folder may lose a file (said, counted); a picture that is the whole source may not
+        if not _usable(cv2.imread(str(path), cv2.IMREAD_COLOR)):
+            raise UserError(f"cannot read image {path}: damaged, empty or not an image")
         return ImageFolderSource([path], path.stem)
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise UserError(f"unsupported source format {path.suffix or '(no extension)'}: {path}")
