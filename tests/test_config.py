@@ -41,6 +41,15 @@ def test_overrides_are_typed_and_case_insensitive():
     assert cfg.DATASET.ROOT == "123"  # string fields keep the text as typed
 
 
+def test_an_input_size_override_names_the_preset_the_tracker_runs_it_with():
+    from engines.models.presets import get_preset
+
+    cfg = apply_overrides(Config(), ["MODEL.PRESET", "lite_w16_160x128", "MODEL.IMAGE_SIZE", "[192, 256]"])
+    trained = cfg.preset()
+    assert trained.name == "lite_w16_256x192"
+    assert get_preset(trained.name) == trained
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["TRAIN.LRR", "1"], "unknown config key 'TRAIN.LRR'"),
     (["TRAIN", "1"], "is a section"),

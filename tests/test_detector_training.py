@@ -115,6 +115,40 @@ def test_trainer_trains_resumes_and_writes_a_loadable_detector(tmp_path, synth_d
     assert (boxes[:, [0, 2]] <= 320).all() and (boxes[:, [1, 3]] <= 180).all()
 
 
+def test_a_wider_detector_starts_computing_what_the_narrow_one_did(synth_data):
+    from engines.detectors.centernet import CenterNetNet
+    from engines.models.weights import load_state_dict_file, load_weights
+    from trainer.detection import widened
+
+    narrow_state = load_state_dict_file(ASSETS_DIR / "centernet_512x288.pth")
+    narrow = load_weights(CenterNetNet(), narrow_state).float().eval()
+    wide = CenterNetNet((16, 24, 96, 192))
+    load_weights(wide, widened(narrow_state, wide)).eval()
+    image = cv2.imread(str(next((synth_data / "val").glob("images/*.jpg"))))
+    x = torch.from_numpy(cv2.resize(image, INPUT)[..., ::-1].transpose(2, 0, 1) / 255.0).float()[None]
+    with torch.no_grad():
+        for a, b in zip(narrow(x), wide(x)):
+            assert torch.allclose(a, b, atol=1e-5)
+    grown = wide.down16[0][0].weight          # 96 -> 192 outputs from 48 -> 96 inputs
+    assert grown[:, 48:].abs().sum() == 0     # new inputs read as zero: nothing changes yet
+    assert grown[96:, :48].abs().sum() > 0    # new outputs start from a fresh init: they can learn
+
+
+def test_a_widened_detector_trains_and_loads_without_being_told_its_widths(tmp_path, synth_data, capsys):
+    cfg = write_cfg(tmp_path, synth_data, END_EPOCH=1, LR_STEP=[1])
+    start = str(ASSETS_DIR / "centernet_512x288.pth")
+    assert train("--cfg", str(cfg), "MODEL.PRETRAINED", start, "MODEL.WIDTHS", "[16, 24, 64, 128]") == 0
+    final = tmp_path / "runs" / "synthetic" / "det" / "run1" / "final_state.pth"
+    from engines.detectors.centernet import widths_of
+    from engines.models.weights import load_state_dict_file
+
+    assert widths_of(load_state_dict_file(final)) == (16, 24, 64, 128)
+    boxes = load_detector(f"centernet:{final}", input_size_wh=INPUT).detect(np.full((180, 320, 3), 90, np.uint8))
+    assert boxes.shape[1] == 5
+    assert train("--cfg", str(cfg), "MODEL.WIDTHS", "[16, 24, 48]") == 2
+    assert "MODEL.WIDTHS must be 4 positive widths" in capsys.readouterr().err
+
+
 def test_detector_config_rejects_a_non_coco_dataset(tmp_path, synth_data, capsys):
     cfg = write_cfg(tmp_path, synth_data)
     assert train("--cfg", str(cfg), "DATASET.NAME", "mpii") == 2

@@ -100,6 +100,20 @@ def test_unknown_preset_lists_names():
         get_preset("w33")
 
 
+def test_a_preset_at_another_size_is_its_network_at_that_input():
+    resized = get_preset("lite_w16_256x192")     # what the trainer names a MODEL.IMAGE_SIZE override
+    base = PRESETS["lite_w16_160x128"]
+    assert (resized.image_size, resized.heatmap_size) == ((192, 256), (48, 64))
+    assert (resized.extra, resized.sigma, resized.network) == (base.extra, base.sigma, base.network)
+    net = build_network(resized).eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 3, 256, 192)).shape == (1, 17, 64, 48)
+    with pytest.raises(UserError, match="multiples of 32"):
+        get_preset("lite_w16_250x192")
+    with pytest.raises(UserError, match="HEIGHTxWIDTH"):
+        get_preset("nosuch_256x192")
+
+
 def test_preset_rejects_sizes_the_network_cannot_take():
     with pytest.raises(UserError, match="multiples of 32"):
         Preset("odd", official_extra(32), (100, 128), (25, 32))

@@ -73,6 +73,16 @@ def test_training_lowers_the_loss_and_writes_a_run(uninterrupted):
     assert yaml.safe_load((run / "config.yaml").read_text())["TRAIN"]["END_EPOCH"] == 3
 
 
+def test_a_run_at_its_own_input_size_tracks_with_the_preset_it_names(uninterrupted):
+    from engines.pose.loading import load_pose
+
+    _, run = uninterrupted   # lite_w16_160x128's network trained at a 64x64 input
+    estimator = load_pose(run / "model_best.pth", "lite_w16_64x64", backend="torch")
+    assert estimator.preset.image_size == (64, 64)
+    crops = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    assert estimator.heatmaps(crops).shape == (2, 17, 16, 16)
+
+
 def test_evaluate_only_reproduces_the_last_validation(uninterrupted, capsys):
     cfg, run = uninterrupted
     last = torch.load(run / "checkpoint.pth", weights_only=True)["history"][-1]
@@ -124,6 +134,7 @@ def test_repeated_invocations_continue_the_latest_matching_run(tmp_path, synth_d
     assert train("--cfg", str(cfg)) == 0                         # finished: nothing to do
     out = capsys.readouterr().out
     assert out.count(f"run folder: {base / 'run1'}") == 2 and f"{base / 'run1'} has finished 2/2 epochs" in out
+    assert f"track with it: python -m tracker --pose {base / 'run1'}/model_best.pth --preset lite_w16_64x64" in out
     assert (base / "run1" / "final_state.pth").exists()
     assert train("--cfg", str(cfg), "TRAIN.END_EPOCH", "3") == 0  # a longer schedule goes on
     ckpt = torch.load(base / "run1" / "checkpoint.pth", weights_only=True)

@@ -34,6 +34,7 @@ class ModelConfig:
     SIGMA: float | None = None           # Gaussian target sigma replacing the preset's
     NUM_JOINTS: int | None = None        # heatmap count replacing the preset's (MPII: 16)
     PRETRAINED: str = ""                 # weights to start from (any file engines.models.weights loads)
+    WIDTHS: list[int] | None = None      # centernet: its 4 encoder widths (default 16, 24, 48, 96)
 
 
 @dataclass
@@ -112,14 +113,16 @@ class Config:
     TEST: TestConfig = field(default_factory=TestConfig)
 
     def preset(self):
-        """The engines Preset this config trains, with MODEL overrides applied."""
-        from engines.models.presets import Preset, get_preset
+        """The engines Preset this config trains, with MODEL overrides applied. An IMAGE_SIZE
+        override renames it (`lite_w16_256x192`): the name the tracker's --preset runs it with."""
+        from engines.models.presets import Preset, get_preset, resized_preset
 
         base = get_preset(self.MODEL.PRESET)
-        size = tuple(self.MODEL.IMAGE_SIZE or base.image_size)
+        if self.MODEL.IMAGE_SIZE:
+            base = resized_preset(base, self.MODEL.IMAGE_SIZE)
         return Preset(
-            name=base.name, extra=self.MODEL.EXTRA or base.extra, image_size=size,
-            heatmap_size=(size[0] // 4, size[1] // 4), num_joints=self.MODEL.NUM_JOINTS or base.num_joints,
+            name=base.name, extra=self.MODEL.EXTRA or base.extra, image_size=base.image_size,
+            heatmap_size=base.heatmap_size, num_joints=self.MODEL.NUM_JOINTS or base.num_joints,
             sigma=base.sigma if self.MODEL.SIGMA is None else self.MODEL.SIGMA, schema=base.schema,
             network=base.network)
 
@@ -288,6 +291,8 @@ def check_config(cfg: Config) -> None:
         raise UserError(f"config key WORKERS must be >= 0, got {cfg.WORKERS}")
     if cfg.MODEL.IMAGE_SIZE is not None and len(cfg.MODEL.IMAGE_SIZE) != 2:
         raise UserError(f"config key MODEL.IMAGE_SIZE must be [width, height], got {cfg.MODEL.IMAGE_SIZE}")
+    if cfg.MODEL.WIDTHS is not None and (len(cfg.MODEL.WIDTHS) != 4 or min(cfg.MODEL.WIDTHS) < 1):
+        raise UserError(f"config key MODEL.WIDTHS must be 4 positive widths, got {cfg.MODEL.WIDTHS}")
     if cfg.MODEL.KIND == "hrnet":
         cfg.preset()  # unknown preset names and sizes that are not multiples of 32 fail here
 

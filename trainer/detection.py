@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from engines.formats.coco_eval import coco_ap
-from engines.detectors.centernet import CenterNetNet, decode_centernet
+from engines.detectors.centernet import NARROW, CenterNetNet, decode_centernet, widths_of
 from engines.detectors.onnx_yolo import PAD_VALUE, letterbox
 from engines.errors import UserError
 from engines.formats.coco import PersonBoxes, load_person_boxes
@@ -37,6 +37,26 @@ __all__ = ["DetectorTrainer", "DetectionDataset", "PersonBoxes", "load_person_bo
            "predict_boxes", "MIN_KEPT_AREA"]
 
 MIN_KEPT_AREA = 0.3    # a person cut by the input border stays a target with this much of its box
+
+
+def widened(state: dict, model: torch.nn.Module) -> dict:
+    """`state` of a narrower network of the same layout, grown to `model`'s shapes without
+    changing what it computes (Net2Net's idea): each old tensor fills the leading slice of the
+    new one, the new channels keep `model`'s fresh init, and every weight reading a new input
+    channel starts at zero, so the new channels join in as training moves those weights."""
+    grown = {}
+    for key, fresh in model.state_dict().items():
+        old = state.get(key)
+        if old is None or old.shape == fresh.shape or old.dim() != fresh.dim() \
+                or any(o > f for o, f in zip(old.shape, fresh.shape)):
+            grown[key] = old if old is not None else fresh
+            continue  # load_weights names whatever does not fit
+        new = fresh.clone()
+        if new.dim() == 4:
+            new[:, old.shape[1]:] = 0
+        new[tuple(slice(0, n) for n in old.shape)] = old
+        grown[key] = new
+    return grown
 
 
 def random_affine(image_wh, input_wh, rng: np.random.Generator, scale_factor: float, flip: bool) -> np.ndarray:
@@ -176,11 +196,14 @@ class DetectorTrainer(Trainer):
         return DetectionData(train, val, splits["VAL"].ground_truth)
 
     def build_model(self) -> torch.nn.Module:
-        model = CenterNetNet()  # PyTorch's default init; the heatmap bias starts at a 0.1 prior
+        model = CenterNetNet(tuple(self.cfg.MODEL.WIDTHS or NARROW))  # the heatmap bias starts at a 0.1 prior
         if self.cfg.MODEL.PRETRAINED:
-            from engines.models.weights import load_weights
+            from engines.models.weights import load_state_dict_file, load_weights
 
-            load_weights(model, self.cfg.MODEL.PRETRAINED)
+            state = load_state_dict_file(self.cfg.MODEL.PRETRAINED)
+            if widths_of(state) != model.widths:
+                state = widened(state, model)
+            load_weights(model, state)
         return model
 
     def build_criterion(self):

@@ -187,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             best = f"best {trainer.best_metric} {summary['best_perf']:.4f} at epoch {summary['best_epoch']}" \
                 if summary["best_epoch"] >= 0 else "not validated yet"
             print(f"{state}: epoch {summary['epoch']}/{summary['end_epoch']}, {best}; {run_dir}", flush=True)
+            if cfg.MODEL.KIND == "hrnet":
+                print(f"track with it: python -m tracker --pose {run_dir}/model_best.pth "
+                      f"--preset {cfg.preset().name}", flush=True)
     finally:
         ctx.close()
     return 0

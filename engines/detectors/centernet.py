@@ -19,13 +19,14 @@ from torch import nn
 from engines.detectors.base import Detector
 from engines.detectors.onnx_yolo import letterbox
 
-__all__ = ["CenterNetNet", "PackedHeads", "decode_centernet", "CenterNetDetector",
+__all__ = ["CenterNetNet", "widths_of", "PackedHeads", "decode_centernet", "CenterNetDetector",
            "load_centernet", "STRIDE", "BUNDLED", "BUNDLED_INPUT"]
 
 STRIDE = 4
 SIZE_UNIT = 32.0                # the size head predicts log(size / SIZE_UNIT)
 BUNDLED = "centernet_512x288"   # engines/assets/<BUNDLED>.pth, trained by trainer.detection
 BUNDLED_INPUT = (512, 288)
+NARROW = (16, 24, 48, 96)       # the widths of detectors up to stage 4
 
 
 def _conv(cin, cout, stride=1, dilation=1):
@@ -37,8 +38,9 @@ class CenterNetNet(nn.Module):
     """Plain conv encoder to stride 16 (a dilated last layer widens the view to about 160 input
     pixels, enough for the tallest people) and a two-step top-down path back to stride 4."""
 
-    def __init__(self, widths=(16, 24, 48, 96), head_width: int = 32):
+    def __init__(self, widths=NARROW, head_width: int = 32):
         super().__init__()
+        self.widths = tuple(widths)
         w0, w1, w2, w3 = widths
         self.stem = nn.Sequential(_conv(3, w0, 2), _conv(w0, w1, 2), _conv(w1, w1))        # /4
         self.down8 = nn.Sequential(_conv(w1, w2, 2), _conv(w2, w2))                       # /8
@@ -65,6 +67,14 @@ class CenterNetNet(nn.Module):
         p4 = self.up(self.reduce8(p8)) + self.lat4(c4)
         f = self.fuse(p4)
         return self.heat(f), torch.exp(self.size(f).clamp(max=8.0)) * SIZE_UNIT, self.offset(f)
+
+
+def widths_of(state: dict) -> tuple[int, int, int, int]:
+    """The encoder widths a CenterNetNet state_dict was saved with (read off its weights' shapes)."""
+    keys = ("stem.0.0.weight", "stem.1.0.weight", "down8.0.0.weight", "down16.0.0.weight")
+    if not all(k in state for k in keys):
+        return NARROW   # not a CenterNetNet: load_weights then names what does not fit
+    return tuple(int(state[k].shape[0]) for k in keys)
 
 
 def decode_centernet(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, stride: int = STRIDE,
@@ -129,10 +139,11 @@ def load_centernet(weights: str | None = None, input_size_wh=BUNDLED_INPUT, devi
                    **options) -> CenterNetDetector:
     """The bundled detector, or a CenterNetNet checkpoint written by `python -m trainer` with
     `MODEL.KIND centernet` (run it at the input size it was trained at)."""
-    from engines.models.weights import bundled_weights, load_weights
+    from engines.models.weights import bundled_weights, load_state_dict_file, load_weights
 
     # its scores run lower than YOLO's: on held-out synthetic frames 0.25 keeps ~85% of people at
     # ~7% false detections (0.3: 81% / 3%)
     options.setdefault("score_thresh", 0.25)
-    model = load_weights(CenterNetNet(), weights or bundled_weights(BUNDLED)).float()
+    state = load_state_dict_file(weights or bundled_weights(BUNDLED))
+    model = load_weights(CenterNetNet(widths_of(state)), state).float()
     return CenterNetDetector(model, input_size_wh, device, **options)

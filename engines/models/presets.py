@@ -22,11 +22,12 @@ five people at 25 FPS to a fifth of this CPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 from engines.errors import UserError
 
-__all__ = ["Preset", "PRESETS", "get_preset", "official_extra", "build_network", "NETWORKS"]
+__all__ = ["Preset", "PRESETS", "get_preset", "resized_preset", "official_extra", "build_network", "NETWORKS"]
 
 NETWORKS = ("hrnet", "litehrnet")
 
@@ -107,11 +108,25 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called `name`; UserError listing the known names otherwise."""
-    try:
+    """The preset called `name`, or a known one at another input size: `lite_w16_256x192` is
+    lite_w16_160x128's network at 256x192 (height x width, multiples of 32), what `python -m
+    trainer` trains with a MODEL.IMAGE_SIZE override. UserError listing the known names otherwise."""
+    if name in PRESETS:
         return PRESETS[name]
-    except KeyError:
-        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+    resized = re.fullmatch(r"(.+)_(\d+)x(\d+)", name)
+    family = resized and next((p for p in PRESETS.values() if p.name.rsplit("_", 1)[0] == resized[1]), None)
+    if family is None:
+        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)} "
+                        "(or one of their networks at another HEIGHTxWIDTH)")
+    return resized_preset(family, (int(resized[3]), int(resized[2])))
+
+
+def resized_preset(base: Preset, image_size_wh) -> Preset:
+    """`base`'s network and training target at another input size, named after it."""
+    w, h = image_size_wh
+    family = base.name.rsplit("_", 1)[0]
+    return replace(base, name=f"{family}_{h}x{w}", image_size=(w, h), heatmap_size=(w // 4, h // 4),
+                   description=f"{base.description}, at {h}x{w}")
 
 
 def build_network(preset: str | Preset):
