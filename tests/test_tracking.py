@@ -68,7 +68,9 @@ def test_kalman_bank_matches_filterpy():
 
 
 def test_crossing_people_keep_their_ids():
-    tracker = PoseTracker()
+    # both people are detected with their own pose right through the crossing, where their poses
+    # coincide: the duplicate rule (tested below) is off so that association alone is tested
+    tracker = PoseTracker(TrackerConfig(duplicate_oks=1.0))
     first = None
     for f in range(60):
         poses = [pose_at(100 + 12 * f, 300), pose_at(800 - 12 * f, 310)]  # cross at f ~ 29
@@ -342,3 +344,17 @@ def test_predicted_people_follow_motion_and_include_tentative_tracks():
     assert np.array_equal(tracker.tracks.filters.pos, before)               # nothing changed
     tracker.update(np.zeros((0, 5)), np.zeros((0, 17, 3)), timestamp=6 / 30)
     assert len(tracker.predicted_people(7 / 30)[0]) == 0                    # lost: nothing to follow
+
+
+def test_a_pose_found_twice_is_one_person_kept_with_the_box_that_fits_it():
+    front = pose_at(300, 300)
+    fitting = boxes_from_keypoints(np.array([front], np.float32), np.array([0.6]))[0]
+    wider = fitting + np.array([-60, -20, 60, 20, 0.3], np.float32)   # a second box led to the same pose
+    beside = pose_at(340, 300)                                         # someone overlapping, own pose
+    boxes = np.stack([wider, fitting, boxes_from_keypoints(np.array([beside], np.float32), np.array([0.9]))[0]])
+    keypoints = np.array([front, front, beside], np.float32)
+    out = PoseTracker().update(boxes, keypoints)
+    assert len(out) == 2
+    np.testing.assert_allclose(np.sort(out.boxes[:, 4]), [0.6, 0.9])   # the wider copy went, not the fitting box
+    kept_all = PoseTracker(TrackerConfig(duplicate_oks=1.0)).update(boxes, keypoints)
+    assert len(kept_all) == 3
