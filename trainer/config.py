@@ -115,16 +115,14 @@ class Config:
     def preset(self):
         """The engines Preset this config trains, with MODEL overrides applied. An IMAGE_SIZE
         override renames it (`lite_w16_256x192`): the name the tracker's --preset runs it with."""
-        from engines.models.presets import Preset, get_preset, resized_preset
+        from engines.models.presets import get_preset, resized_preset
 
         base = get_preset(self.MODEL.PRESET)
         if self.MODEL.IMAGE_SIZE:
             base = resized_preset(base, self.MODEL.IMAGE_SIZE)
-        return Preset(
-            name=base.name, extra=self.MODEL.EXTRA or base.extra, image_size=base.image_size,
-            heatmap_size=base.heatmap_size, num_joints=self.MODEL.NUM_JOINTS or base.num_joints,
-            sigma=base.sigma if self.MODEL.SIGMA is None else self.MODEL.SIGMA, schema=base.schema,
-            network=base.network)
+        return dataclasses.replace(base, extra=self.MODEL.EXTRA or base.extra,
+                                   num_joints=self.MODEL.NUM_JOINTS or base.num_joints,
+                                   sigma=base.sigma if self.MODEL.SIGMA is None else self.MODEL.SIGMA)
 
 
 def _is_section(tp) -> bool:
