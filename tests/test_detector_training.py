@@ -118,7 +118,7 @@ def test_trainer_trains_resumes_and_writes_a_loadable_detector(tmp_path, synth_d
 def test_a_wider_detector_starts_computing_what_the_narrow_one_did(synth_data):
     from engines.detectors.centernet import CenterNetNet
     from engines.models.weights import load_state_dict_file, load_weights
-    from trainer.detection import widened
+    from trainer.widen import widened
 
     narrow_state = load_state_dict_file(ASSETS_DIR / "centernet_512x288.pth")
     narrow = load_weights(CenterNetNet(), narrow_state).float().eval()

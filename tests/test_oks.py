@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.pose.oks import oks_matrix
+from engines.pose.oks import oks_matrix, oks_pairs
 from trainer.oks_nms import oks_iou, oks_nms, soft_oks_nms
 from engines.pose.schemas import COCO17
 
@@ -80,3 +80,16 @@ def test_oks_matrix_leaves_out_non_finite_joints_like_unscored_ones():
     assert np.isfinite(got).all()
     assert np.array_equal(got, oks_matrix(a, unscored, areas, COCO17.sigmas_array, score_thresh=0.5))
     assert got[2, 0] > 0.5 and got[0, 1] > 0.5
+
+
+def test_oks_pairs_is_the_matrix_at_those_pairs_with_gating_and_non_finite_joints():
+    rng = np.random.default_rng(8)
+    a, b = _random_poses(rng, 5), _random_poses(rng, 4)
+    b[3] = a[1] + [1.0, -1.0, 0.0]
+    a[0, 2, 0] = np.nan
+    areas = rng.uniform(500, 5000, 5)
+    full = oks_matrix(a, b, areas, COCO17.sigmas_array, score_thresh=0.4)
+    i, j = np.array([0, 1, 4, 1]), np.array([2, 3, 0, 0])
+    got = oks_pairs(a[i], b[j], areas[i], COCO17.sigmas_array, score_thresh=0.4)
+    np.testing.assert_allclose(got, full[i, j], rtol=1e-12)
+    assert got[1] > 0.9 and np.isfinite(got).all()

@@ -83,6 +83,28 @@ def test_a_run_at_its_own_input_size_tracks_with_the_preset_it_names(uninterrupt
     assert estimator.heatmaps(crops).shape == (2, 17, 16, 16)
 
 
+def test_a_wider_pose_network_grows_from_narrow_weights_and_loads_by_itself(tmp_path, uninterrupted):
+    from engines.pose.loading import infer_preset
+    from engines.models.weights import load_state_dict_file
+    from trainer.widen import widened
+
+    cfg, run = uninterrupted   # lite_w16's network, trained: its BatchNorm statistics are not trivial
+    narrow_state = load_state_dict_file(run / "final_state.pth")
+    narrow = load_weights(build_network("lite_w16_160x128"), narrow_state).eval()
+    wide = build_network("lite_w32_160x128")
+    load_weights(wide, widened(narrow_state, wide)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(narrow(x), wide(x), atol=1e-5)
+
+    out = tmp_path / "grown"
+    assert train("--cfg", str(cfg), "--run", str(out), "MODEL.PRESET", "lite_w32_160x128",
+                 "MODEL.PRETRAINED", str(run / "final_state.pth"), "TRAIN.END_EPOCH", "1") == 0
+    grown = load_state_dict_file(out / "final_state.pth")
+    assert infer_preset(grown).name == "lite_w32_160x128"   # the tracker needs no --preset for it
+    assert grown["final_layer.weight"].shape[1] == 32
+
+
 def test_evaluate_only_reproduces_the_last_validation(uninterrupted, capsys):
     cfg, run = uninterrupted
     last = torch.load(run / "checkpoint.pth", weights_only=True)["history"][-1]

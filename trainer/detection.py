@@ -32,31 +32,12 @@ from trainer.datasets.base import read_image, resolve
 from trainer.distributed import unwrap
 from trainer.targets import encode_centernet_targets
 from trainer.train import Trainer
+from trainer.widen import widened
 
 __all__ = ["DetectorTrainer", "DetectionDataset", "PersonBoxes", "load_person_boxes", "centernet_loss",
            "predict_boxes", "MIN_KEPT_AREA"]
 
 MIN_KEPT_AREA = 0.3    # a person cut by the input border stays a target with this much of its box
-
-
-def widened(state: dict, model: torch.nn.Module) -> dict:
-    """`state` of a narrower network of the same layout, grown to `model`'s shapes without
-    changing what it computes (Net2Net's idea): each old tensor fills the leading slice of the
-    new one, the new channels keep `model`'s fresh init, and every weight reading a new input
-    channel starts at zero, so the new channels join in as training moves those weights."""
-    grown = {}
-    for key, fresh in model.state_dict().items():
-        old = state.get(key)
-        if old is None or old.shape == fresh.shape or old.dim() != fresh.dim() \
-                or any(o > f for o, f in zip(old.shape, fresh.shape)):
-            grown[key] = old if old is not None else fresh
-            continue  # load_weights names whatever does not fit
-        new = fresh.clone()
-        if new.dim() == 4:
-            new[:, old.shape[1]:] = 0
-        new[tuple(slice(0, n) for n in old.shape)] = old
-        grown[key] = new
-    return grown
 
 
 def random_affine(image_wh, input_wh, rng: np.random.Generator, scale_factor: float, flip: bool) -> np.ndarray:

@@ -132,9 +132,12 @@ class Trainer:
         model = build_network(preset)
         init_weights(model)
         if self.cfg.MODEL.PRETRAINED:
-            from engines.models.weights import load_weights
+            from engines.models.weights import load_state_dict_file, load_weights
+            from trainer.widen import widened
 
-            load_weights(model, self.cfg.MODEL.PRETRAINED)
+            # a narrower network of the same layout (lite_w16 for lite_w32) is grown into this one
+            state = load_state_dict_file(self.cfg.MODEL.PRETRAINED, preset.network == "litehrnet")
+            load_weights(model, widened(state, model))
         return model
 
     def build_criterion(self):

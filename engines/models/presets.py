@@ -16,7 +16,7 @@ medians of `python -m engines bench`, 2026-11-30, reference workload 2.0 ms; the
 | lite_w16_160x128    | 128 x 160     | 0.19 | 1.25 M | 1.0                 | 2.1           |
 
 Lite-HRNet's depthwise convolutions, shuffles and gates are memory-bound: it does 25x fewer MACs
-than W32 but runs only 2.6x faster. lite_w16 (`LITE_W16` below, this project's design) keeps
+than W32 but runs only 2.6x faster. lite_w16 (`lite_extra` below, this project's design) keeps
 five people at 25 FPS to a fifth of this CPU.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 
 from engines.errors import UserError
 
-__all__ = ["Preset", "PRESETS", "get_preset", "resized_preset", "official_extra", "build_network", "NETWORKS"]
+__all__ = ["Preset", "PRESETS", "get_preset", "resized_preset", "official_extra", "lite_extra", "build_network", "NETWORKS"]
 
 NETWORKS = ("hrnet", "litehrnet")
 
@@ -79,23 +79,28 @@ class Preset:
 # Real-time design. The stem and stage 1 hold most of the cost of small HRNets at low resolution
 # (official: 64-ch stem + four 256-ch Bottlenecks), so they shrink to a 32-ch stem and one
 # Bottleneck (32 -> 128 ch); the branches are W16 (16/32/64/128) with 2 BasicBlocks each and one
-# module per stage, keeping the repeated multi-scale fusion that makes HRNet accurate.
-LITE_W16 = {
-    "STEM_CHANNELS": 32,
-    "STAGE1": {"BLOCK": "BOTTLENECK", "NUM_BLOCKS": [1], "NUM_CHANNELS": [32]},
-    "FINAL_CONV_KERNEL": 1,
-    "STAGE2": stage(1, [16, 32], 2),
-    "STAGE3": stage(1, [16, 32, 64], 2),
-    "STAGE4": stage(1, [16, 32, 64, 128], 2),
-}
+# module per stage, keeping the repeated multi-scale fusion that makes HRNet accurate. lite_w32 is
+# the same layout with branches twice as wide (the trainer grows lite_w16 weights into it).
+def lite_extra(width: int) -> dict:
+    w = width
+    return {
+        "STEM_CHANNELS": 32,
+        "STAGE1": {"BLOCK": "BOTTLENECK", "NUM_BLOCKS": [1], "NUM_CHANNELS": [32]},
+        "FINAL_CONV_KERNEL": 1,
+        "STAGE2": stage(1, [w, 2 * w], 2),
+        "STAGE3": stage(1, [w, 2 * w, 4 * w], 2),
+        "STAGE4": stage(1, [w, 2 * w, 4 * w, 8 * w], 2),
+    }
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("w32_256x192", official_extra(32), (192, 256), (48, 64), sigma=2.0,
            description="official HRNet-W32 COCO 256x192 (AP 74.4 with flip test)"),
     Preset("w48_384x288", official_extra(48), (288, 384), (72, 96), sigma=3.0,
            description="official HRNet-W48 COCO 384x288 (AP 76.3 with flip test)"),
-    Preset("lite_w16_160x128", LITE_W16, (128, 160), (32, 40), sigma=2.0,
+    Preset("lite_w16_160x128", lite_extra(16), (128, 160), (32, 40), sigma=2.0,
            description="real-time HRNet-W16 lite, 160x128 input (this project's design)"),
+    Preset("lite_w32_160x128", lite_extra(32), (128, 160), (32, 40), sigma=2.0,
+           description="lite_w16's layout with W32 branches, 160x128 input"),
     Preset("litehrnet18_256x192", {"VARIANT": "18"}, (192, 256), (48, 64), sigma=2.0, network="litehrnet",
            description="Lite-HRNet-18 COCO 256x192 (mmpose AP 64.2)"),
     Preset("litehrnet18_384x288", {"VARIANT": "18"}, (288, 384), (72, 96), sigma=3.0, network="litehrnet",

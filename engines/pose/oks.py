@@ -11,7 +11,7 @@ import numpy as np
 
 from engines.pose.schemas import COCO17
 
-__all__ = ["oks_matrix", "sigmas_or_coco"]
+__all__ = ["oks_matrix", "oks_pairs", "sigmas_or_coco"]
 
 _EPS = np.spacing(1)
 
@@ -29,28 +29,49 @@ def oks_matrix(kpts_a: np.ndarray, kpts_b: np.ndarray, areas_a: np.ndarray, sigm
 
     Computed on contiguous (N,M,J) planes of x and y, in place: the tracker calls this for every
     association stage, and it is the largest part of a tracker update."""
-    a = np.asarray(kpts_a, dtype=np.float64)
-    b = np.asarray(kpts_b, dtype=np.float64)
+    a, a_counted = _usable(kpts_a, score_thresh)
+    b, b_counted = _usable(kpts_b, score_thresh)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    a_counted = np.isfinite(a[..., :2]).all(axis=2)
-    b_counted = np.isfinite(b[..., :2]).all(axis=2)
+    n = a_counted.astype(np.float64) @ b_counted.T.astype(np.float64)   # joints counted per pair
+    return _mean_oks(a[:, None], b[None, :], a_counted[:, None] & b_counted[None, :], n,
+                     np.asarray(areas_a, dtype=np.float64)[:, None], sigmas)
+
+
+def oks_pairs(kpts_a: np.ndarray, kpts_b: np.ndarray, areas_a: np.ndarray, sigmas,
+              score_thresh=None) -> np.ndarray:
+    """OKS (P,) of each pose of a (P,J,3) with the pose in the same place of b (P,J,3), as
+    oks_matrix's diagonal, without the rest of the matrix."""
+    a, a_counted = _usable(kpts_a, score_thresh)
+    b, b_counted = _usable(kpts_b, score_thresh)
+    both = a_counted & b_counted
+    return _mean_oks(a, b, both, both.sum(axis=-1), np.asarray(areas_a, dtype=np.float64), sigmas)
+
+
+def _usable(kpts, score_thresh) -> tuple[np.ndarray, np.ndarray]:
+    """Poses as float64 with the joints left out set to 0 (no NaN in the sums), and which are counted."""
+    k = np.asarray(kpts, dtype=np.float64)
+    counted = np.isfinite(k[..., :2]).all(axis=-1)
     if score_thresh is not None:
-        a_counted &= a[..., 2] >= score_thresh
-        b_counted &= b[..., 2] >= score_thresh
-    if not (a_counted.all() and b_counted.all()):   # keep NaN out of the sums below
-        a = np.where(a_counted[..., None], a, 0.0)
-        b = np.where(b_counted[..., None], b, 0.0)
-    e = a[:, None, :, 0] - b[None, :, :, 0]
+        counted &= k[..., 2] >= score_thresh
+    if not counted.all():
+        k = np.where(counted[..., None], k, 0.0)
+    return k, counted
+
+
+def _mean_oks(a: np.ndarray, b: np.ndarray, both: np.ndarray, n: np.ndarray, areas: np.ndarray,
+              sigmas) -> np.ndarray:
+    """Mean per-joint OKS over the joints counted in `both` (n of them), for poses a and b
+    (...,J,3) that broadcast against each other, scaled by `areas` (..., without J)."""
+    e = a[..., 0] - b[..., 0]
     e *= e
-    dy = a[:, None, :, 1] - b[None, :, :, 1]
+    dy = a[..., 1] - b[..., 1]
     dy *= dy
     e += dy
     # e = -d^2 / variances / area / 2, then the per-joint OKS
     e /= -(sigmas_or_coco(sigmas) * 2) ** 2
-    e /= np.asarray(areas_a, dtype=np.float64)[:, None, None] + _EPS
+    e /= areas[..., None] + _EPS
     e *= 0.5
     np.exp(e, out=e)
-    e *= a_counted[:, None, :] & b_counted[None, :, :]
-    n = a_counted.astype(np.float64) @ b_counted.T.astype(np.float64)   # joints counted per pair
-    return np.where(n > 0, e.sum(axis=2) / np.maximum(n, 1), 0.0)
+    e *= both
+    return np.where(n > 0, e.sum(axis=-1) / np.maximum(n, 1), 0.0)

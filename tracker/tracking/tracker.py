@@ -35,7 +35,7 @@ import numpy as np
 from engines.errors import UserError
 from engines.pose.schemas import get_schema
 from engines.detectors.nms import box_iou
-from engines.pose.oks import oks_matrix
+from engines.pose.oks import oks_pairs
 from tracker.tracking.appearance import PARTS, AppearanceSampler, appearance_distance, blend_appearance
 from tracker.tracking.association import Matches, gated_assignment, match_rows, pose_similarity
 from tracker.tracking.config import TrackerConfig
@@ -403,7 +403,12 @@ class PoseTracker:
         extent = np.where(seen.any(axis=1), np.concatenate([low, high], axis=1), 0.0)
         fit = np.diag(box_iou(boxes[:, :4], extent))
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        oks = oks_matrix(keypoints, keypoints, areas, self._sigmas, self.config.joint_score_thresh)
+        # one person's two poses come from overlapping boxes: OKS only for those pairs
+        i, j = np.nonzero(np.triu(box_iou(boxes[:, :4], boxes[:, :4]) > 0, k=1))
+        oks = np.zeros((len(boxes), len(boxes)))
+        thresh = self.config.joint_score_thresh
+        oks[i, j] = oks_pairs(keypoints[i], keypoints[j], areas[i], self._sigmas, thresh)
+        oks[j, i] = oks_pairs(keypoints[j], keypoints[i], areas[j], self._sigmas, thresh)
         keep = np.ones(len(boxes), bool)
         for i in np.argsort(-fit):
             if not keep[i]:
