@@ -5,7 +5,7 @@ from engines import load_detector, load_pose
 from tracker.sources import open_source
 from tracker.tracking import PoseTracker
 
-detector, pose, tracker = load_detector("centernet"), load_pose("lite_w16_160x128"), PoseTracker()
+detector, pose, tracker = load_detector("centernet"), load_pose("lite_w32_160x128"), PoseTracker()
 for index, timestamp, frame in open_source("demo"):
     boxes = detector.detect(frame)
     tracks = tracker.update(boxes, pose.estimate(frame, boxes), timestamp)

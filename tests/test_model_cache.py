@@ -250,11 +250,11 @@ def test_catalogue_entries_are_well_formed():
 
 
 @pytest.mark.parametrize("sources, flags, device, expected", [
-    (["demo"], [], "cpu", ("centernet", "lite_w16_160x128")),
+    (["demo"], [], "cpu", ("centernet", "lite_w32_160x128")),
     (["clip.mp4"], [], "cpu", ("yolox-nano", "litehrnet30-coco")),
     (["webcam"], [], "cuda", ("yolox-s", "hrnet-w32-coco")),
     (["demo", "clip.mp4"], [], "cpu", ("yolox-nano", "litehrnet30-coco")),
-    (["clip.mp4"], ["--bundled"], "cuda", ("centernet", "lite_w16_160x128")),
+    (["clip.mp4"], ["--bundled"], "cuda", ("centernet", "lite_w32_160x128")),
     (["clip.mp4"], ["--det", "hog"], "cpu", ("hog", "litehrnet30-coco")),
     (["demo"], ["--pose", "hrnet-w32-coco"], "cpu", ("centernet", "hrnet-w32-coco")),
 ])

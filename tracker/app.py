@@ -18,7 +18,7 @@ __all__ = ["main", "build_parser", "add_runtime_options", "add_tracker_option", 
            "REAL_WORLD_MODELS"]
 
 # the bundled models (trained here on synthetic people, no download): the demo clip's defaults
-DEFAULT_POSE = "lite_w16_160x128"
+DEFAULT_POSE = "lite_w32_160x128"
 DEFAULT_DET = "centernet"
 # real footage, per device: (detector, pose), fetched and verified on first use. On the CPU the
 # cheapest real-world pair (YOLOX-Nano is ~3.5x faster than YOLOX-Tiny here; README "Models")

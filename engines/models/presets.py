@@ -79,8 +79,8 @@ class Preset:
 # Real-time design. The stem and stage 1 hold most of the cost of small HRNets at low resolution
 # (official: 64-ch stem + four 256-ch Bottlenecks), so they shrink to a 32-ch stem and one
 # Bottleneck (32 -> 128 ch); the branches are W16 (16/32/64/128) with 2 BasicBlocks each and one
-# module per stage, keeping the repeated multi-scale fusion that makes HRNet accurate. lite_w32 is
-# the same layout with branches twice as wide (the trainer grows lite_w16 weights into it).
+# module per stage, keeping the repeated multi-scale fusion that makes HRNet accurate. lite_w24 and
+# lite_w32 are the same layout with wider branches (the trainer grows lite_w16 weights into them).
 def lite_extra(width: int) -> dict:
     w = width
     return {
@@ -99,6 +99,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            description="official HRNet-W48 COCO 384x288 (AP 76.3 with flip test)"),
     Preset("lite_w16_160x128", lite_extra(16), (128, 160), (32, 40), sigma=2.0,
            description="real-time HRNet-W16 lite, 160x128 input (this project's design)"),
+    Preset("lite_w24_160x128", lite_extra(24), (128, 160), (32, 40), sigma=2.0,
+           description="lite_w16's layout with W24 branches, 160x128 input"),
     Preset("lite_w32_160x128", lite_extra(32), (128, 160), (32, 40), sigma=2.0,
            description="lite_w16's layout with W32 branches, 160x128 input"),
     Preset("litehrnet18_256x192", {"VARIANT": "18"}, (192, 256), (48, 64), sigma=2.0, network="litehrnet",

@@ -41,7 +41,7 @@ class TrackerConfig:
     new_track_score: float = _within(0.6, 0, 1)          # an unmatched detection at or above starts a track
     min_similarity: float = _within(0.3, 0, 1)           # gate of the first and third stages
     low_min_similarity: float = _within(0.5, 0, 1)       # gate of the low-score stage (stricter)
-    oks_weight: float = _within(0.7, 0, 1)               # similarity = w * OKS + (1 - w) * IoU
+    oks_weight: float = _within(0.5, 0, 1)               # similarity = w * OKS + (1 - w) * IoU
     duplicate_oks: float = _within(0.7, 0, 1)            # detections whose poses match above this are one person (1: off)
     joint_score_thresh: float = _within(0.2, 0, 1)       # joints below are left out of OKS and filter updates
     flip_robust: bool = True                             # also try detections left/right-swapped; fix if better
