@@ -69,8 +69,8 @@ def test_kalman_bank_matches_filterpy():
 
 def test_crossing_people_keep_their_ids():
     # both people are detected with their own pose right through the crossing, where their poses
-    # coincide: the duplicate rule (tested below) is off so that association alone is tested
-    tracker = PoseTracker(TrackerConfig(duplicate_oks=1.0))
+    # coincide: the duplicate and contested rules (tested below) are off so that association alone is tested
+    tracker = PoseTracker(TrackerConfig(duplicate_oks=1.0, contested_oks=1.0))
     first = None
     for f in range(60):
         poses = [pose_at(100 + 12 * f, 300), pose_at(800 - 12 * f, 310)]  # cross at f ~ 29
@@ -199,7 +199,8 @@ def test_smoothing_halves_jitter_without_adding_error(noise):
     rng = np.random.default_rng(2)
     frames, people = 240, 6
     gt = synthetic_people(people, frames, rng)
-    tracker = PoseTracker()
+    # every person's detection reaches the tracker, as none went through a detector's box NMS
+    tracker = PoseTracker(TrackerConfig(contested_oks=1.0))
     raw = np.full((frames, people, 17, 2), np.nan)
     smooth = np.full_like(raw, np.nan)
     for f in range(frames):
@@ -358,3 +359,16 @@ def test_a_pose_found_twice_is_one_person_kept_with_the_box_that_fits_it():
     np.testing.assert_allclose(np.sort(out.boxes[:, 4]), [0.6, 0.9])   # the wider copy went, not the fitting box
     kept_all = PoseTracker(TrackerConfig(duplicate_oks=1.0)).update(boxes, keypoints)
     assert len(kept_all) == 3
+
+
+def test_a_box_over_a_better_one_stays_only_with_someone_elses_pose():
+    front = pose_at(300, 300)
+    front_box = boxes_from_keypoints(np.array([front], np.float32), np.array([0.9]))[0]
+    behind_box = front_box + np.array([12, -4, 12, -4, -0.2], np.float32)   # IoU 0.71 with the front box
+    behind = pose_at(350, 296, height=190.0)                                # their own pose (OKS 0.05)
+    own = PoseTracker().update(np.stack([front_box, behind_box]), np.array([front, behind]))
+    assert len(own) == 2
+    copied = PoseTracker().update(np.stack([front_box, behind_box]), np.array([front, front + [2, 1, 0]]))
+    assert len(copied) == 1 and copied.boxes[0, 4] == pytest.approx(0.9)
+    off = TrackerConfig(contested_oks=1.0, duplicate_oks=1.0)
+    assert len(PoseTracker(off).update(np.stack([front_box, behind_box]), np.array([front, front]))) == 2

@@ -43,6 +43,7 @@ class TrackerConfig:
     low_min_similarity: float = _within(0.5, 0, 1)       # gate of the low-score stage (stricter)
     oks_weight: float = _within(0.5, 0, 1)               # similarity = w * OKS + (1 - w) * IoU
     duplicate_oks: float = _within(0.7, 0, 1)            # detections whose poses match above this are one person (1: off)
+    contested_oks: float = _within(0.15, 0, 1)           # a box over a better one (IoU > 0.5) stays if its pose matches none up to this (1: off)
     joint_score_thresh: float = _within(0.2, 0, 1)       # joints below are left out of OKS and filter updates
     flip_robust: bool = True                             # also try detections left/right-swapped; fix if better
     min_hits: int = _within(3, low=1)                    # consecutive hits before a track is confirmed (first frame: at once)

@@ -34,8 +34,8 @@ import numpy as np
 
 from engines.errors import UserError
 from engines.pose.schemas import get_schema
-from engines.detectors.nms import box_iou
-from engines.pose.oks import oks_pairs
+from engines.detectors.nms import box_iou, nms
+from engines.pose.oks import oks_matrix, oks_pairs
 from tracker.tracking.appearance import PARTS, AppearanceSampler, appearance_distance, blend_appearance
 from tracker.tracking.association import Matches, gated_assignment, match_rows, pose_similarity
 from tracker.tracking.config import TrackerConfig
@@ -53,6 +53,7 @@ _BOX, _CENTRE, _JOINTS = slice(0, 4), slice(4, 6), slice(6, None)
 _POSE = 6   # where the joints start
 _CHI2_99_2D = 9.21
 _APPEARANCE_MOMENTUM = 0.1   # weight of the newest frame in a track's running part colours
+_CONTESTED_IOU = 0.5         # box NMS of most detectors: a box over a better one by more is contested
 _CROWDED_IOU = 0.3           # a detection overlapping another this much mixes two people's colours
 _REID_MIN_HEIGHT_RATIO = 0.5
 # lost this long, a track recovers only people who look like it (5-12 frames at 25 FPS scored alike
@@ -115,6 +116,8 @@ class PoseTracker:
         colours, so someone who comes back after `lost_buffer` can get their id back."""
         cfg = self.config
         boxes, keypoints = self._sanitize(boxes, keypoints)
+        if cfg.contested_oks < 1:
+            boxes, keypoints = self._without_contested(boxes, keypoints)
         if cfg.duplicate_oks < 1:
             boxes, keypoints = self._without_duplicates(boxes, keypoints)
         appearance = self._appearance(image, boxes, keypoints)
@@ -389,6 +392,24 @@ class PoseTracker:
             keypoints = keypoints.copy()
             keypoints[~np.all(np.isfinite(keypoints), axis=2)] = 0.0
         return boxes, keypoints
+
+    def _without_contested(self, boxes, keypoints):
+        """Detections that box NMS at IoU 0.5 would remove (they cover a better-scoring box) kept
+        only when their pose is someone else's: OKS at most contested_oks with every uncontested
+        pose. In crowds the person behind another often has such a box; NMS alone cannot tell it
+        from a second box on the front person (the bundled detector runs its NMS at 0.7 for this)."""
+        if not (np.triu(box_iou(boxes[:, :4], boxes[:, :4]), k=1) > _CONTESTED_IOU).any():
+            return boxes, keypoints   # most frames: nothing to contest, no NMS loop
+        firm = np.zeros(len(boxes), bool)
+        firm[nms(boxes[:, :4], boxes[:, 4], _CONTESTED_IOU)] = True
+        if firm.all():
+            return boxes, keypoints
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        oks = oks_matrix(keypoints[~firm], keypoints[firm], areas[~firm], self._sigmas,
+                         self.config.joint_score_thresh)
+        keep = firm.copy()
+        keep[np.flatnonzero(~firm)[oks.max(axis=1) <= self.config.contested_oks]] = True
+        return boxes[keep], keypoints[keep]
 
     def _without_duplicates(self, boxes, keypoints):
         """Detections whose poses are one person (OKS above duplicate_oks) reduced to the one whose
