@@ -116,10 +116,8 @@ class PoseTracker:
         colours, so someone who comes back after `lost_buffer` can get their id back."""
         cfg = self.config
         boxes, keypoints = self._sanitize(boxes, keypoints)
-        if cfg.contested_oks < 1:
-            boxes, keypoints = self._without_contested(boxes, keypoints)
-        if cfg.duplicate_oks < 1:
-            boxes, keypoints = self._without_duplicates(boxes, keypoints)
+        if cfg.contested_oks < 1 or cfg.duplicate_oks < 1:
+            boxes, keypoints = self._one_detection_per_person(boxes, keypoints)
         appearance = self._appearance(image, boxes, keypoints)
         self.frame_index += 1
         self._predict(self._advance_clock(timestamp))
@@ -393,31 +391,44 @@ class PoseTracker:
             keypoints[~np.all(np.isfinite(keypoints), axis=2)] = 0.0
         return boxes, keypoints
 
-    def _without_contested(self, boxes, keypoints):
+    def _one_detection_per_person(self, boxes, keypoints):
+        """The detections left by the contested and the duplicate rules, in turn, on one matrix of
+        box overlaps."""
+        overlap = box_iou(boxes[:, :4], boxes[:, :4])
+        if self.config.contested_oks < 1:
+            keep = self._uncontested(boxes, keypoints, overlap)
+            boxes, keypoints, overlap = boxes[keep], keypoints[keep], overlap[np.ix_(keep, keep)]
+        if self.config.duplicate_oks < 1:
+            keep = self._unduplicated(boxes, keypoints, overlap)
+            boxes, keypoints = boxes[keep], keypoints[keep]
+        return boxes, keypoints
+
+    def _uncontested(self, boxes, keypoints, overlap) -> np.ndarray:
         """Detections that box NMS at IoU 0.5 would remove (they cover a better-scoring box) kept
         only when their pose is someone else's: OKS at most contested_oks with every uncontested
         pose. In crowds the person behind another often has such a box; NMS alone cannot tell it
         from a second box on the front person (the bundled detector runs its NMS at 0.7 for this)."""
-        if not (np.triu(box_iou(boxes[:, :4], boxes[:, :4]), k=1) > _CONTESTED_IOU).any():
-            return boxes, keypoints   # most frames: nothing to contest, no NMS loop
+        if not (np.triu(overlap, k=1) > _CONTESTED_IOU).any():
+            return np.ones(len(boxes), bool)   # most frames: nothing to contest, no NMS loop
         firm = np.zeros(len(boxes), bool)
         firm[nms(boxes[:, :4], boxes[:, 4], _CONTESTED_IOU)] = True
         if firm.all():
-            return boxes, keypoints
+            return firm
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         oks = oks_matrix(keypoints[~firm], keypoints[firm], areas[~firm], self._sigmas,
                          self.config.joint_score_thresh)
         keep = firm.copy()
         keep[np.flatnonzero(~firm)[oks.max(axis=1) <= self.config.contested_oks]] = True
-        return boxes[keep], keypoints[keep]
+        return keep
 
-    def _without_duplicates(self, boxes, keypoints):
+    def _unduplicated(self, boxes, keypoints, overlap) -> np.ndarray:
         """Detections whose poses are one person (OKS above duplicate_oks) reduced to the one whose
         box fits its pose best (IoU with the pose's extent). In crowds two boxes often lead the pose
         network to the same front person; the copy would start a second track on that person or
         pull the hidden person's track onto them (crowded set: IDF1 50.2 -> 52.1)."""
+        keep = np.ones(len(boxes), bool)
         if len(boxes) < 2:
-            return boxes, keypoints
+            return keep
         seen = (keypoints[..., 2] >= self.config.joint_score_thresh)[..., None]
         low = np.where(seen, keypoints[..., :2], np.inf).min(axis=1)
         high = np.where(seen, keypoints[..., :2], -np.inf).max(axis=1)
@@ -425,19 +436,18 @@ class PoseTracker:
         fit = np.diag(box_iou(boxes[:, :4], extent))
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         # one person's two poses come from overlapping boxes: OKS only for those pairs
-        i, j = np.nonzero(np.triu(box_iou(boxes[:, :4], boxes[:, :4]) > 0, k=1))
+        i, j = np.nonzero(np.triu(overlap > 0, k=1))
         oks = np.zeros((len(boxes), len(boxes)))
         thresh = self.config.joint_score_thresh
         oks[i, j] = oks_pairs(keypoints[i], keypoints[j], areas[i], self._sigmas, thresh)
         oks[j, i] = oks_pairs(keypoints[j], keypoints[i], areas[j], self._sigmas, thresh)
-        keep = np.ones(len(boxes), bool)
         for i in np.argsort(-fit):
             if not keep[i]:
                 continue
             dup = (oks[i] > self.config.duplicate_oks) & keep
             dup[i] = False
             keep[dup] = False
-        return boxes[keep], keypoints[keep]
+        return keep
 
     def _recovery_similarity(self, rows: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
         """(L,D) how well each lost track's predicted place explains each detection, in [0,1].
