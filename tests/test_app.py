@@ -87,11 +87,11 @@ def test_a_single_image_shows_its_people(tmp_path):
     assert drawn.shape == image.shape and np.abs(drawn.astype(int) - image).mean() > 0.5   # skeletons on it
 
 
-# Below what the bundled models measured on the demo clip (mAP 78.9, MOTA 70.7, IDF1 68.8, HOTA 44.9).
-DEMO_MIN_MAP = 77.5
+# Below what the bundled models measured on the demo clip (mAP 77.7, MOTA 70.5, IDF1 67.7, HOTA 46.4).
+DEMO_MIN_MAP = 77.0
 DEMO_MIN_MOTA = 69.5
-DEMO_MIN_IDF1 = 67.5
-DEMO_MIN_HOTA = 44.0
+DEMO_MIN_IDF1 = 67.0
+DEMO_MIN_HOTA = 45.5
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""`python -m trainer --cfg FILE [KEY VALUE ...]` trains; `python -m trainer synth ...` makes synthetic people."""
+"""`python -m trainer --cfg FILE [KEY VALUE ...]` trains; `python -m trainer synth ...` makes synthetic people;
+`bundle` ships weights; `merge` joins annotation files."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from engines.errors import run_cli
 VERBS = {
     "synth": "trainer.synth.cli",
     "bundle": "trainer.bundle",
+    "merge": "trainer.merge",
 }
 TRAIN = "trainer.train_cli"
 

@@ -127,7 +127,7 @@ CATALOGUE: dict[str, PoseModel | DetectorModel] = {m.name: m for m in (
               "Apache-2.0 (mmpose)", "COCO AP 70.0 (mmpose)"),
     # pose, bundled
     PoseModel("lite_w32_160x128", "lite_w32_160x128", Weights(bundled="lite_w32_160x128.pth"),
-              "MIT (this project)", f"synthetic OKS AP 65.7; {_BUNDLED_NOTE}"),
+              "MIT (this project)", f"synthetic OKS AP 67.4; {_BUNDLED_NOTE}"),
     PoseModel("lite_w16_160x128", "lite_w16_160x128", Weights(bundled="lite_w16_160x128.pth"),
               "MIT (this project)", f"synthetic OKS AP 61.1, 2.5x faster than lite_w32; {_BUNDLED_NOTE}"),
     # person detectors (YOLOX: COCO val2017 box AP over 80 classes, as published; the release
