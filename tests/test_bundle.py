@@ -7,6 +7,7 @@ import torch
 from engines.errors import UserError
 from engines.pose.estimator import PoseEstimator
 from engines.models.presets import build_network
+from engines.models.weights import bundled_weights
 from trainer.bundle import main
 
 
@@ -28,3 +29,10 @@ def test_bundle_of_a_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         main([str(tmp_path / "none.pth"), "--out", str(tmp_path / "x.pth")])
     assert not (tmp_path / "x.pth").exists()
+
+
+def test_bundle_to_a_place_that_cannot_be_written_is_a_user_error(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="cannot write"):
+        main([str(bundled_weights("lite_w16_160x128")), "--out", str(blocker / "x.pth")])

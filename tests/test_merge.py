@@ -76,3 +76,13 @@ def test_a_source_with_a_count_gives_that_many_of_its_images_with_their_people(m
     proc = subprocess.run([sys.executable, "-m", "trainer", "merge", f"{source}:7", "--out", str(tmp_path / "m.json")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr == f"trainer: error: {source}:7: the file has only 6 images\n"
+
+
+def test_merging_into_a_place_that_cannot_be_written_is_one_line(make_synth_images, tmp_path):
+    source = make_synth_images("merge_out", "160x120", ("val", 1, 2)) / "val" / "annotations.json"
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "trainer", "merge", str(source), "--out", str(blocker / "m.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"trainer: error: cannot write {blocker / 'm.json'}: ") and proc.stderr.count("\n") == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from engines.errors import UserError
 from engines.hub.atomic import save_torch_atomic
 from engines.models.weights import load_state_dict_file
 
@@ -30,7 +31,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="file to write, e.g. engines/assets/NAME.pth")
     args = parser.parse_args(argv)
     state = to_half(load_state_dict_file(args.weights))
-    save_torch_atomic(state, args.out)
+    try:
+        save_torch_atomic(state, args.out)
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     size = args.out.stat().st_size / 2**20
     print(f"wrote {args.out} ({len(state)} tensors, {size:.2f} MiB, fp16)")
     return 0

@@ -73,8 +73,11 @@ def main(argv=None) -> int:
     out = args.out.absolute()
     sources = [(path.absolute(), count) for path, count in map(parse_source, args.sources)]
     merged = merge_coco(sources, out, args.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, merged)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, merged)
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {args.out}: {len(merged['images'])} images, {len(merged['annotations'])} annotations "
           f"from {len(args.sources)} files")
     return 0
