@@ -70,6 +70,17 @@ def test_calibrate_on_synthetic_images_gives_thresholds_ordered_as_the_tracker_n
     assert "by person height: < 80 px" in text.stdout
 
 
+@pytest.mark.slow
+def test_the_bundled_detectors_thresholds_are_what_the_command_gives_on_its_held_out_set(tmp_path):
+    # the catalogue's comment names the command and the set: 300 held-out frames, seed 2
+    made = run("trainer", "synth", "images", "--count", "300", "--out", str(tmp_path / "val"), "--seed", "2")
+    assert made.returncode == 0, made.stderr
+    result = run("engines", "calibrate", "--det", "centernet", "--data", str(tmp_path / "val/annotations.json"),
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["thresholds"] == CATALOGUE["centernet"].tracker_thresholds
+
+
 @pytest.mark.parametrize("content", [None, "not json", '{"images": [], "annotations": []}'])
 def test_calibrate_refuses_bad_input_with_one_line(tmp_path, content):
     path = tmp_path / "annotations.json"
