@@ -5,13 +5,15 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
 from engines.models.catalogue import CATALOGUE, names
-from engines.tools.calibrate import NEW_PRECISION, match_scores, recall_by_height
+from engines.tools.calibrate import LOW_PRECISION, NEW_PRECISION, match_scores, recall_by_height
 from tracker.app import build_parser, tracker_config
 from tracker.pipeline import new_tracker
+from tracker.sources import DEMO_CLIP
 from tracker.tracking import TrackerConfig
 
 
@@ -59,6 +61,7 @@ def test_calibrate_on_synthetic_images_gives_thresholds_ordered_as_the_tracker_n
     # a higher threshold keeps fewer people and is more often right
     assert figures["low_score"]["recall"] >= figures["high_score"]["recall"] >= figures["new_track_score"]["recall"]
     assert figures["new_track_score"]["precision"] >= NEW_PRECISION
+    assert figures["low_score"]["precision"] >= LOW_PRECISION
     assert 0 < report["detections_true"] <= report["people"]
     # every person falls in one height bin, and the bins' recalls average to high_score's
     bins = report["recall_by_height"]
@@ -115,3 +118,19 @@ def test_real_world_detectors_keep_the_tracker_defaults():
             assert tracker_config(build_parser().parse_args(["--det", name]), ["clip.mp4"]) == TrackerConfig()
     # a checkpoint or ONNX file has no catalogue entry: defaults too
     assert tracker_config(build_parser().parse_args(["--det", "yolox:x.onnx"]), ["clip.mp4"]) == TrackerConfig()
+
+
+def test_the_detector_keeps_boxes_down_to_the_trackers_low_score(tmp_path):
+    from tracker.app import load_models
+
+    detector, _ = load_models(build_parser().parse_args([]), ["demo"])
+    assert detector.score_thresh == CATALOGUE["centernet"].low_score
+    path = tmp_path / "tracker.yaml"
+    path.write_text("low_score: 0.1\n")
+    detector, _ = load_models(build_parser().parse_args(["--tracker", str(path)]), ["demo"])
+    video = cv2.VideoCapture(str(DEMO_CLIP))
+    video.set(cv2.CAP_PROP_POS_FRAMES, 134)   # a frame with weak boxes (a legs box at 0.244)
+    ok, frame = video.read()
+    assert ok
+    scores = detector.detect(frame)[:, 4]
+    assert scores.min() >= 0.1 and (scores < 0.25).any()   # under centernet's own floor of 0.25

@@ -6,6 +6,7 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
 from engines.errors import UserError
+from engines.pose.oks import oks_pairs
 from engines.pose.schemas import COCO17
 from tracker.tracking import LOST, REMOVED, TENTATIVE, TRACKED, JointState, PoseTracker, TrackerConfig
 from tracker.tracking.kalman import ConstantVelocityBank
@@ -372,3 +373,23 @@ def test_a_box_over_a_better_one_stays_only_with_someone_elses_pose():
     assert len(copied) == 1 and copied.boxes[0, 4] == pytest.approx(0.9)
     off = TrackerConfig(contested_oks=1.0, duplicate_oks=1.0)
     assert len(PoseTracker(off).update(np.stack([front_box, behind_box]), np.array([front, front]))) == 2
+
+
+def test_a_box_inside_another_with_that_persons_pose_shifted_is_one_person():
+    # a weak box on part of someone (the bundled detector's legs box on the demo clip, IoU 0.41)
+    # makes the pose network draw that person again, shifted: no NMS and no duplicate rule removes it
+    front = pose_at(300, 300)
+    front_box = boxes_from_keypoints(np.array([front], np.float32), np.array([0.9]))[0]
+    x1, y1, x2, y2, _ = front_box
+    part_box = np.array([x1 + 0.15 * (x2 - x1), (y1 + y2) / 2, x2 - 0.15 * (x2 - x1), y2, 0.7], np.float32)
+    shifted = front + [0, 12, 0]
+    part_area = (part_box[2] - part_box[0]) * (part_box[3] - part_box[1])
+    oks = oks_pairs(shifted[None], front[None], np.array([part_area]), COCO17.sigmas)[0]
+    assert 0.4 < oks < TrackerConfig().duplicate_oks   # one person, yet below the duplicate rule's bar
+    assert len(PoseTracker(TrackerConfig(contested_oks=1.0, duplicate_oks=1.0)).update(
+        np.stack([front_box, part_box]), np.array([front, shifted]))) == 2
+    copied = PoseTracker().update(np.stack([front_box, part_box]), np.array([front, shifted]))
+    assert len(copied) == 1 and copied.boxes[0, 4] == pytest.approx(0.9)
+    # someone else's pose in that box (a small person behind) stays
+    other = pose_at(300, 420, height=90.0)
+    assert len(PoseTracker().update(np.stack([front_box, part_box]), np.array([front, other]))) == 2

@@ -163,7 +163,9 @@ def pose_from_args(name: str, preset: str | None, args: argparse.Namespace, devi
 
 def load_models(args: argparse.Namespace, sources: list[str], device: str | None = None):
     """(detector, pose estimator) as default_models chooses; a model that cannot be fetched
-    says how to run offline."""
+    says how to run offline. The detector keeps boxes down to the tracker's low_score: its own
+    floor (0.25 for centernet, 0.3 for YOLO) would hide the weak detections that only the
+    tracker's second association stage is meant to judge."""
     from engines.detectors import load_detector
     from engines.hub.download import DownloadError
 
@@ -171,7 +173,8 @@ def load_models(args: argparse.Namespace, sources: list[str], device: str | None
     det, pose = default_models(args, sources, device)
     try:
         estimator = pose_from_args(pose, args.preset, args, device)
-        detector = load_detector(det, device=device)
+        detector = load_detector(det, device=device,
+                                 score_thresh=tracker_config(args, sources, device).low_score)
     except DownloadError as exc:
         raise UserError(f"{exc}; or run the bundled offline models with --bundled") from None
     print(f"models: {det} (detector) + {pose} (pose) on {device}", file=sys.stderr)
