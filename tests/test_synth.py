@@ -163,6 +163,18 @@ def test_videos_write_mp4_frames_and_posetrack_files_that_load(tmp_path):
     assert n == 12
 
 
+def test_a_larger_count_makes_the_same_first_videos_and_then_others(tmp_path):
+    # the README's larger tracking sets rely on it: --count 30 holds the six videos of --count 6
+    def make(count):
+        out = tmp_path / str(count)
+        assert cli.main(["videos", "--count", str(count), "--frames", "6", "--seed", "5", "--size", "320x192",
+                         "--people", "2-3", "--no-images", "--out", str(out)]) == 0
+        return [f.read_bytes() for f in sorted((out / "annotations" / "train").glob("*.json"))]
+
+    one, two = make(1), make(2)
+    assert len(two) == 2 and two[0] == one[0] and two[1] != two[0]
+
+
 def test_track_ids_follow_each_person_without_swaps():
     knobs = VideoKnobs(width=480, height=270, people=(6, 6), frames=60, occlusion=1.0, noise=0)
     last = {}
