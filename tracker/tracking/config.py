@@ -37,8 +37,8 @@ class TrackerConfig:
 
     schema: str | None = None                            # joint order; None: the pose model's (coco17 standalone)
     high_score: float = _within(0.5, 0, 1)               # detections at or above take part in the first stage
-    low_score: float = _within(0.3, 0, 1)                # below this a detection is ignored (and not kept by
-                                                         # the detector: YOLO's own floor, what such runs had)
+    low_score: float = _within(0.3, 0, 1)                # below this the detector keeps no box (0.3: YOLO's
+                                                         # own floor, which such runs always had in effect)
     new_track_score: float = _within(0.6, 0, 1)          # an unmatched detection at or above starts a track
     min_similarity: float = _within(0.3, 0, 1)           # gate of the first and third stages
     low_min_similarity: float = _within(0.5, 0, 1)       # gate of the low-score stage (stricter)

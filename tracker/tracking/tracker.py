@@ -430,9 +430,9 @@ class PoseTracker:
         network to the same front person; the copy would start a second track on that person or
         pull the hidden person's track onto them (crowded set: IDF1 50.2 -> 52.1). A box that lies
         almost wholly inside a much larger other (`_NESTED`, `_NESTED_AREA`) needs only OKS above
-        `_NESTED_OKS`: a weak box on part of someone (their legs) makes the network draw all of them again, a little shifted
-        (the demo clip's IDF1 fell 67.7 -> 57.6 on one such box once the tracker saw boxes down to
-        0.243). At 0.4 the synthetic selection sets gained IDF1 (+1.1 easy, +0.7 crowded) at no mAP
+        `_NESTED_OKS`: a weak box on part of someone (their legs) makes the network draw all of them
+        again, a little shifted (the demo clip's IDF1 fell 67.7 -> 57.6 on one such box once the
+        tracker saw boxes down to 0.243). At 0.4 the synthetic selection sets gained IDF1 (+1.1 easy, +0.7 crowded) at no mAP
         cost; at contested_oks' 0.15 they lost 0.5-0.7 mAP."""
         keep = np.ones(len(boxes), bool)
         if len(boxes) < 2:
