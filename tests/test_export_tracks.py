@@ -198,8 +198,11 @@ def test_lost_frames_keep_every_later_frame_in_its_place(tmp_path, writer):
     _, outs = tracked_frames(num_frames=8)
     path = tmp_path / f"{SEQ}.json"
     with writer(path) as w:
-        for f in (0, 1, 4, 5, 7):                       # frames 2, 3 and 6 could not be decoded
-            w.write(f, f / 30, outs[f])
+        for f in range(8):                              # frames 2, 3 and 6 could not be decoded
+            if f in (2, 3, 6):
+                w.write_lost(f, f / 30)
+            else:
+                w.write(f, f / 30, outs[f])
     frames = load_sequence(path).frames
     assert [f.file_name.rsplit("/", 1)[-1] for f in frames] == [f"{i:06d}.jpg" for i in range(8)]
     assert [len(f.track_ids) for f in frames] == [len(outs[i]) if i not in (2, 3, 6) else 0 for i in range(8)]

@@ -1,6 +1,7 @@
 """The pipeline on real decoded video with the real HOG detector and a real (untrained) lite HRNet."""
 
 import json
+import threading
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ from engines.pose.estimator import PoseEstimator
 from tracker.export import JsonlWriter, PoseTrack18Writer
 from tracker.pipeline import Pipeline, Stream, VideoSink, new_tracker, propagate_boxes
 from tracker.render import Renderer
-from tracker.sources import DEMO_CLIP, open_source
+from tracker.sources import DEMO_CLIP, Frame, Source, open_source
 
 pytestmark = pytest.mark.skipif(not DEMO_CLIP.is_file(), reason="bundled demo clip missing")
 
@@ -83,6 +84,19 @@ def test_two_sources_each_tracked_to_complete_outputs(tmp_path, estimator):
     assert set(streams[0].latency_ms) >= {"detect", "pose", "track", "render", "latency"}
 
 
+def assert_same_frames(out, name, frames, lost=()):
+    """JSONL, PoseTrack and the video of stream `name` hold frames 0..frames-1, `lost` among them
+    as entries with nobody."""
+    lines = [json.loads(line) for line in (out / f"{name}.jsonl").read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(frames))
+    assert [line["frame"] for line in lines if line.get("lost")] == list(lost)
+    images = json.loads((out / f"{name}.json").read_text())["images"]
+    assert len(images) == frames
+    assert all(not images[k]["is_labeled"] for k in lost)
+    assert count_video_frames(out / f"{name}.mp4") == frames
+    assert not list(out.glob(".*partial*"))
+
+
 def test_ctrl_c_on_endless_camera_finalises_outputs(tmp_path, estimator):
     # the KeyboardInterrupt comes from the detector in the main thread, in the middle of a frame:
     # one sent by _thread.interrupt_main from a timer thread was once never seen (the looping
@@ -99,10 +113,57 @@ def test_ctrl_c_on_endless_camera_finalises_outputs(tmp_path, estimator):
     stream = make_stream(cut_demo(tmp_path / "cam.mp4", 4), tmp_path, "cam", loop=True)
     stats = Pipeline(estimator, InterruptedHog(), [stream], det_interval=2).run()
     assert stats.interrupted and stats.frames >= 3
-    written = json.loads((tmp_path / "cam.json").read_text())
-    assert len(written["images"]) == stream.frames
-    assert count_video_frames(tmp_path / "cam.mp4") == stream.frames
-    assert not list(tmp_path.glob(".*partial*"))
+    assert_same_frames(tmp_path, "cam", stream.frames)
+
+
+class BurstCamera(Source):
+    """A live source that sends 5 frames at once, waits until the pipeline has seen the burst,
+    then 2 more: the capture thread's single slot must drop at least 3 of the burst."""
+
+    live = True
+
+    def __init__(self, images):
+        super().__init__("burst", 25.0, None)
+        self.images = images
+        self.burst_sent, self.resume = threading.Event(), threading.Event()
+
+    def __iter__(self):
+        for k, image in enumerate(self.images):
+            if k == 5:
+                self.burst_sent.set()
+                self.resume.wait(10)
+            yield Frame(k, k / self.fps, image)
+
+
+def test_frames_a_live_source_drops_are_in_no_output(tmp_path, estimator):
+    reader = cv2.VideoCapture(str(DEMO_CLIP))
+    camera = BurstCamera([reader.read()[1] for _ in range(7)])
+
+    class WaitingHog(HogDetector):
+        def detect(self, frame_bgr):
+            camera.burst_sent.wait(10)    # the first frame is held until the whole burst was sent
+            camera.resume.set()
+            return super().detect(frame_bgr)
+
+    stream = Stream(source=camera, tracker=new_tracker("coco17", camera.fps),
+                    writers=[PoseTrack18Writer(tmp_path / "burst.json"), JsonlWriter(tmp_path / "burst.jsonl")],
+                    video=VideoSink(tmp_path / "burst.mp4", camera.fps), renderer=Renderer("coco17"))
+    stats = Pipeline(estimator, WaitingHog(), [stream]).run()
+    assert stats.dropped >= 3 and stats.frames == 7 - stats.dropped == stream.frames
+    assert_same_frames(tmp_path, "burst", stream.frames)
+
+
+def test_an_unreadable_image_keeps_its_place_in_every_output(tmp_path, estimator):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    reader = cv2.VideoCapture(str(DEMO_CLIP))
+    for k in range(5):
+        cv2.imwrite(str(folder / f"{k:06d}.jpg"), reader.read()[1])
+    (folder / "000002.jpg").write_bytes(b"not a picture")
+    stream = make_stream(folder, tmp_path, "frames")
+    stats = Pipeline(estimator, HogDetector(), [stream]).run()
+    assert stats.lost == 1 and stream.frames == 4
+    assert_same_frames(tmp_path, "frames", 5, lost=[2])
 
 
 def test_the_first_frames_overlay_shows_its_own_timings(tmp_path, estimator):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from engines.errors import UserError
-from tracker.sources import READ_TIMEOUT_S, CaptureThread, LiveSource, SteadyClock, VideoSource, open_source
+from tracker.sources import (READ_TIMEOUT_S, CaptureThread, Frame, LiveSource, Source, SteadyClock, VideoSource,
+                             open_source)
 from tracker.tracking import PoseTracker
 
 
@@ -94,20 +95,31 @@ def test_file_capture_thread_keeps_every_frame_for_a_slow_consumer(tmp_path):
     assert indices == list(range(8)) and capture.dropped == 0
 
 
-def test_looping_file_as_camera_newest_frame_wins(tmp_path):
-    """A consumer three times slower than the camera sees fresh frames, never a growing backlog."""
-    path = write_video(tmp_path / "cam.mp4", frames=10, fps=50.0)
-    capture = CaptureThread(open_source(path, loop=True, live=True))
-    ages, indices = [], []
-    for _ in range(15):
-        frame, captured = capture.get(timeout=5)
-        ages.append(time.monotonic() - captured)
-        indices.append(frame.index)
-        time.sleep(0.06)                 # 3 camera periods of work per frame
+def test_live_capture_hands_on_the_newest_frame_numbered_in_order():
+    """Five frames arrive before the consumer asks: it gets the fifth, numbered 0 (the four stale
+    ones are dropped and take no number), then the next one, numbered 1."""
+    sent, resume = threading.Event(), threading.Event()
+
+    class Camera(Source):
+        live = True
+
+        def __iter__(self):
+            for k in range(6):
+                if k == 5:
+                    sent.set()
+                    resume.wait(10)
+                yield Frame(k, float(k), np.full((8, 8, 3), 10 * k, np.uint8))
+
+    capture = CaptureThread(Camera("cam", 25.0, None))
+    assert sent.wait(10)
+    first, _ = capture.get(timeout=5)
+    resume.set()
+    second, _ = capture.get(timeout=5)
+    assert capture.get(timeout=5) is None
     capture.stop()
-    assert capture.dropped > 10
-    assert max(ages[3:]) < 0.05          # waiting at most about one camera period, not a queue
-    assert all(b - a >= 2 for a, b in zip(indices[3:], indices[4:]))  # stale frames skipped
+    assert (first.index, first.timestamp, first.image[0, 0, 0]) == (0, 4.0, 40)
+    assert (second.index, second.timestamp, second.image[0, 0, 0]) == (1, 5.0, 50)
+    assert capture.dropped == 4
 
 
 def flaky_opener(path, good_opens):

@@ -7,6 +7,11 @@ included) are in the new frame. All people of a frame
 go to the pose network as one batch. Results pass through a bounded queue to the output thread,
 which draws, writes the video and the exporters, and shows the window. End of input, Ctrl+C or
 q/Esc in the window close every output, so no file is left truncated.
+
+Every output of a stream holds the same frames: the frames processed and, before each, the
+frames of a file it follows that could not be decoded (a PoseTrack file keeps positions for
+the evaluation, the video the source's timing: it shows the next picture in their place). A
+live source numbers only the frames it hands on, so its stale frames leave no gap.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class Stream:
     latency_ms: dict = field(default_factory=dict)   # smoothed per-stage ms, "latency" end to end
     capture: CaptureThread | None = None
     frame_ms: dict = field(default_factory=dict)     # the latest frame's per-stage ms, unsmoothed
+    next_index: int = 0                              # the frame number the outputs expect next
 
     @property
     def name(self) -> str:
@@ -221,7 +227,11 @@ class Pipeline:
 
     def _emit(self, stream: Stream, frame: Frame, captured: float, tracks: TrackBatch, times: dict) -> None:
         t0 = time.perf_counter()
+        lost = range(stream.next_index, frame.index)
+        stream.next_index = frame.index + 1
         for writer in stream.writers:
+            for index in lost:
+                writer.write_lost(index, index / stream.source.fps)
             writer.write(frame.index, frame.timestamp, tracks)
         stream.track_ids.update(int(i) for i in tracks.ids)
         for stage, seconds in times.items():   # this frame's detect, pose and track: in its overlay already
@@ -232,7 +242,8 @@ class Pipeline:
             overlay["latency ms"] = stream.latency_ms.get("latency", 0.0)
             image = stream.renderer.draw(frame.image, tracks, overlay)
             if stream.video is not None:
-                stream.video.write(image)
+                for _ in range(len(lost) + 1):
+                    stream.video.write(image)
             if stream.show:
                 cv2.imshow(f"tracker: {stream.name}", image)
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):

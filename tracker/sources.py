@@ -8,7 +8,8 @@ frame in order, numbered as the file numbers them: a damaged stretch of a video 
 image keeps its numbers unused, is said in one line on stderr and counted in `lost`. Timestamps
 are the frame number over the frame rate. Live sources (cameras, rtsp, http without a length)
 are read by `CaptureThread`, where the newest frame replaces an unread one so latency stays
-flat; their timestamps come from a monotonic clock, and a dropped stream reopens with
+flat, and numbered in the order they are handed on (a frame dropped as stale gets no number);
+their timestamps come from a monotonic clock, and a dropped stream reopens with
 exponential backoff and a bounded number of tries, each said on stderr. Every user mistake is
 a UserError. FFmpeg's own messages are silenced (set OPENCV_FFMPEG_LOGLEVEL to see them).
 """
@@ -305,8 +306,11 @@ class LiveSource(Source):
 class CaptureThread:
     """Reads a source on its own thread into a small buffer.
 
-    Files: a bounded queue, the reader waits for the consumer (every frame, in order).
-    Live: a single slot, a new frame replaces an unread one (newest wins, `dropped` counts them).
+    Files: a bounded queue, the reader waits for the consumer (every frame, in order, numbered
+    as the file numbers them).
+    Live: a single slot, a new frame replaces an unread one (newest wins, `dropped` counts them),
+    and the frames handed on are numbered 0, 1, 2...: a stale frame dropped here is no frame of
+    the run, so every output of a live run holds the same frames with no gaps.
     `get()` returns (Frame, capture monotonic time) or None at the end of the source.
     """
 
@@ -316,6 +320,7 @@ class CaptureThread:
     error: BaseException | None = None
     _items: list = field(default_factory=list)
     _done: bool = False
+    _handed_on: int = 0
 
     def __post_init__(self):
         self._cond = threading.Condition()
@@ -355,9 +360,12 @@ class CaptureThread:
                     raise TimeoutError(f"no frame from {self.source.name} in {timeout} s")
                 self._cond.wait(remaining if remaining is not None else 0.5)
             if self._items:
-                item = self._items.pop(0)
+                frame, captured = self._items.pop(0)
                 self._cond.notify_all()
-                return item
+                if self.source.live:
+                    frame = frame._replace(index=self._handed_on)
+                    self._handed_on += 1
+                return frame, captured
         if self.error is not None:
             raise self.error
         return None

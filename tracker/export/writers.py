@@ -1,8 +1,9 @@
 """Streaming track writers: PoseTrack 2018 / 2017 JSON per sequence, JSONL, CSV and MOTChallenge.
 
 Every writer takes `write(frame_index, timestamp, tracks)` once per frame (also for frames with no
-people, so frame positions line up with the video) and `close()` at the end; all are context
-managers. The cost of a frame does not grow with the run, and what is on disk stays usable if the
+people, so frame positions line up with the video), `write_lost(frame_index, timestamp)` for a
+frame of the source that could not be decoded (the PoseTrack evaluation pairs frames by
+position, so it keeps its place), and `close()` at the end; all are context managers. The cost of a frame does not grow with the run, and what is on disk stays usable if the
 run stops early (Ctrl+C, crash, SIGKILL, full disk):
 - PoseTrack writers append each frame to a hidden journal (`tracker.export.journal`) and write
   the JSON file atomically on close; after a crash the journal recovers it;
@@ -49,6 +50,9 @@ class TrackWriter:
     def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
         raise NotImplementedError
 
+    def write_lost(self, frame_index: int, timestamp: float | None) -> None:
+        """A frame the source could not deliver. Formats with a row per person have none to write."""
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -76,18 +80,16 @@ class _PoseTrackWriter(TrackWriter):
         self.min_joint_score = min_joint_score
         self.raw = raw
         self._journal = Journal(self.path, self._format, self.sequence, self.vid_id)
-        self._next_frame = 0
 
     def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
-        # PoseTrack evaluations pair frames by position: a frame the source lost (undecodable,
-        # unreadable image) gets an empty entry, so every later frame stays in its place
-        for lost in range(self._next_frame, frame_index):
-            self._append(lost, np.zeros(0, np.int64), np.zeros((0, 17, 3), np.float32),
-                         np.zeros((0, 4), np.float32))
-        self._next_frame = max(self._next_frame, frame_index + 1)
         self._append(frame_index, tracks.ids.astype(np.int64),
                      to_posetrack18_keypoints(_keypoints(tracks, self.raw), self.schema),
                      tracks.boxes[:, :4].astype(np.float32))
+
+    def write_lost(self, frame_index: int, timestamp: float | None) -> None:
+        # an empty entry: the evaluation pairs frames by position, so every later one keeps its place
+        self._append(frame_index, np.zeros(0, np.int64), np.zeros((0, 17, 3), np.float32),
+                     np.zeros((0, 4), np.float32))
 
     def _append(self, frame_index: int, ids: np.ndarray, kpts: np.ndarray, boxes: np.ndarray) -> None:
         weak = (kpts[:, :, 2] < self.min_joint_score) | ~(kpts[:, :, 2] > 0)  # score 0 or NaN: no joint
@@ -144,7 +146,9 @@ def _num(v) -> float | None:
 
 class JsonlWriter(_LineWriter):
     """One JSON object per frame: frame, time, tracks [{id, state, box, keypoints [[x, y, score]...],
-    joint_states ["observed" | "predicted" | "hidden", ...]}]."""
+    joint_states ["observed" | "predicted" | "hidden", ...]}]; a frame the source could not
+    deliver is {frame, time, tracks: [], lost: true}."""
+
 
     def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
         kpts = _keypoints(tracks, self.raw)
@@ -153,8 +157,14 @@ class JsonlWriter(_LineWriter):
                    "keypoints": [[_num(v) for v in joint] for joint in kpts[r]],
                    "joint_states": [JOINT_STATE_NAMES[s] for s in tracks.joint_states[r]]}
                   for r in range(len(tracks))]
+        self._record(frame_index, timestamp, people)
+
+    def write_lost(self, frame_index: int, timestamp: float | None) -> None:
+        self._record(frame_index, timestamp, [], lost=True)
+
+    def _record(self, frame_index: int, timestamp: float | None, people: list, **flags) -> None:
         record = {"frame": int(frame_index), "time": None if timestamp is None else float(timestamp),
-                  "tracks": people}
+                  "tracks": people, **flags}
         self._emit(json.dumps(record, separators=(",", ":")) + "\n")
 
 
