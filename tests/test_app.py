@@ -60,15 +60,26 @@ def test_two_sources_with_every_export(tmp_path, capsys, lite_weights, short_cli
     assert len(json.loads((tmp_path / "exp1" / "short.json").read_text())["images"]) == 6
 
 
-def test_jsonl_to_stdout_keeps_stdout_clean(tmp_path, lite_weights, short_clip):
+def test_jsonl_to_stdout_alone_writes_nothing_else(tmp_path, lite_weights, short_clip):
+    """`--jsonl - --no-save`: stdout holds the JSON lines and nothing else, and no run folder is
+    made (the tracks went to stdout in place of the default PoseTrack file)."""
+    out = tmp_path / "runs"
     result = subprocess.run(
         [sys.executable, "-m", "tracker", "--source", str(short_clip), "--pose", str(lite_weights), "--bundled",
-         "--out", str(tmp_path), "--no-save", "--jsonl", "-"], capture_output=True, text=True, timeout=120)
+         "--out", str(out), "--no-save", "--jsonl", "-"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["frame"] for r in records] == list(range(6))
-    assert "results saved to" in result.stderr
-    assert not (tmp_path / "exp1" / "short.mp4").exists()
+    assert "6 frames" in result.stderr and "results saved to" not in result.stderr
+    assert not out.exists()
+
+
+def test_jsonl_to_stdout_with_other_outputs_makes_a_run_folder_for_them(tmp_path, capfd, lite_weights, short_clip):
+    assert main(["--source", str(short_clip), "--pose", str(lite_weights), "--bundled", "--out", str(tmp_path),
+                 "--jsonl", "-", "--export", "csv"]) == 0
+    out, err = capfd.readouterr()
+    assert len(out.splitlines()) == 6 and f"results saved to {tmp_path / 'exp1'}" in err
+    assert sorted(p.name for p in (tmp_path / "exp1").iterdir()) == ["short.csv", "short.mp4"]   # no PoseTrack
 
 
 def test_a_single_image_shows_its_people(tmp_path):
@@ -126,6 +137,39 @@ def test_batch_shards_videos_by_rank(tmp_path, monkeypatch, lite_weights, short_
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.json"]
     assert len(json.loads((tmp_path / "out" / "b.json").read_text())["images"]) == 6
     assert run_cli(batch, [str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
+
+
+def demo_cut(folder, first: int, count: int):
+    """Frames first .. first + count - 1 of the demo clip as an MP4 of their own."""
+    path, reader, writer = folder / "cut.mp4", cv2.VideoCapture(str(DEMO_CLIP)), None
+    reader.set(cv2.CAP_PROP_POS_FRAMES, first)
+    for _ in range(count):
+        ok, image = reader.read()
+        assert ok, "bundled demo clip unreadable"
+        writer = writer or cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, image.shape[1::-1])
+        writer.write(image)
+    writer.release()
+    return path
+
+
+@pytest.mark.slow
+def test_an_unchanged_copy_of_the_default_tracker_file_tracks_as_without_it(tmp_path):
+    """The file the README says to start from changes nothing by itself: the detector's calibrated
+    thresholds still apply (issue 28: the copy used to replace them with 0.3 / 0.5 / 0.6)."""
+    from tracker.tracking import DEFAULT_TRACKER_YAML
+
+    clip = demo_cut(tmp_path, 60, 6)   # people whose detections score between the two sets of thresholds
+    copy, generic = tmp_path / "copy.yaml", tmp_path / "generic.yaml"
+    copy.write_text(DEFAULT_TRACKER_YAML.read_text())
+    generic.write_text("low_score: 0.3\nhigh_score: 0.5\nnew_track_score: 0.6\n")
+
+    def posetrack(name, *options):
+        assert main(["--source", str(clip), "--bundled", "--no-save", "--out", str(tmp_path / name), *options]) == 0
+        return (tmp_path / name / "exp1" / "cut.json").read_bytes()
+
+    plain = posetrack("plain")
+    assert posetrack("copy", "--tracker", str(copy)) == plain
+    assert posetrack("generic", "--tracker", str(generic)) != plain   # the thresholds matter on this cut
 
 
 def test_backend_choices_are_the_engines_backends():

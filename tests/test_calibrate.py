@@ -111,11 +111,13 @@ def test_a_tracker_file_overrides_the_calibrated_thresholds(tmp_path):
     assert config.new_track_score == CATALOGUE["centernet"].new_track_score  # the file left it out
 
 
-def test_real_world_detectors_keep_the_tracker_defaults():
+def test_real_world_detectors_take_their_thresholds_or_the_defaults():
     for name in names("detector"):
         if CATALOGUE[name].kind == "yolox":
-            assert CATALOGUE[name].tracker_thresholds == {}
-            assert tracker_config(build_parser().parse_args(["--det", name]), ["clip.mp4"]) == TrackerConfig()
+            expected = TrackerConfig(**CATALOGUE[name].tracker_thresholds)
+            assert tracker_config(build_parser().parse_args(["--det", name]), ["clip.mp4"]) == expected
+    assert CATALOGUE["yolox-nano"].tracker_thresholds                # calibrated on real people
+    assert not CATALOGUE["yolox-s"].tracker_thresholds               # no weights here to calibrate on
     # a checkpoint or ONNX file has no catalogue entry: defaults too
     assert tracker_config(build_parser().parse_args(["--det", "yolox:x.onnx"]), ["clip.mp4"]) == TrackerConfig()
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from engines.pose.codec import decode_heatmaps, flip_back, fuse_flip, get_max_preds
+from engines.pose.schemas import COCO17
 from trainer.targets import fliplr_joints, generate_target
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -55,9 +56,10 @@ def test_decode_matches_tiny_model_reference():
 
 
 def test_flip_back_and_fusion_exact():
-    pairs = GOLDEN["flip_pairs"]
-    np.testing.assert_array_equal(flip_back(GOLDEN["flipback_in"], pairs), GOLDEN["flipback_out"])
-    fused = fuse_flip(GOLDEN["fliptest_orig"], GOLDEN["fliptest_flipped"], pairs)
+    assert {tuple(pair) for pair in GOLDEN["flip_pairs"]} == set(COCO17.flip_pairs)  # the official ones
+    order = COCO17.flip_permutation()
+    np.testing.assert_array_equal(flip_back(GOLDEN["flipback_in"], order), GOLDEN["flipback_out"])
+    fused = fuse_flip(GOLDEN["fliptest_orig"], GOLDEN["fliptest_flipped"], order)
     assert fused.dtype == np.float32
     np.testing.assert_array_equal(fused, GOLDEN["fliptest_out"])
 
@@ -76,7 +78,7 @@ def test_generate_target_exact(case):
 @pytest.mark.parametrize("case", range(2))
 def test_fliplr_joints_exact(case):
     joints, vis = fliplr_joints(GOLDEN[f"fl{case}_joints"], GOLDEN[f"fl{case}_joints_vis"],
-                                int(GOLDEN[f"fl{case}_width"]), GOLDEN["flip_pairs"])
+                                int(GOLDEN[f"fl{case}_width"]), COCO17.flip_permutation())
     np.testing.assert_array_equal(joints, GOLDEN[f"fl{case}_out_joints"])
     np.testing.assert_array_equal(vis, GOLDEN[f"fl{case}_out_vis"])
 
@@ -113,3 +115,25 @@ def test_dark_keeps_maxvals_and_masks_empty_heatmaps():
 def test_decode_of_no_people_is_empty():
     out = decode_heatmaps(np.zeros((0, 17, 64, 48), np.float32), np.zeros((0, 2)), np.zeros((0, 2)))
     assert out.shape == (0, 17, 3)
+
+
+def test_mmpose_rule_steps_each_axis_on_its_own_and_puts_silent_joints_at_minus_one():
+    """mmpose 1.x's refine_keypoints: x steps when 1 < x < W-1 and 0 < y < H, y when 1 < y < H-1
+    and 0 < x < W; a joint without a positive value sits at (-1, -1). The official rule needs both
+    axes inside, and puts it at the origin."""
+    hm = np.zeros((1, 5, 64, 48), np.float32)
+    hm[0, 0, 1, 20], hm[0, 0, 1, 19], hm[0, 0, 2, 20] = 1.0, 0.5, 0.5   # y = 1: x steps only
+    hm[0, 1, 0, 20], hm[0, 1, 0, 19] = 1.0, 0.5                        # y = 0: neither
+    hm[0, 2, 30, 1], hm[0, 2, 31, 1], hm[0, 2, 30, 0] = 1.0, 0.5, 0.5   # x = 1: y steps only
+    hm[0, 3, 30, 20], hm[0, 3, 30, 21], hm[0, 3, 29, 20] = 1.0, 0.5, 0.5  # inside: both
+    hm[0, 4] = -0.2                                                    # no positive response
+    identity = dict(centers=np.array([[24.0, 32.0]]), scales=np.array([[48 / 200, 64 / 200]]))
+    mmpose = decode_heatmaps(hm, **identity, rule="mmpose")[0]
+    np.testing.assert_array_equal(mmpose[:, :2], [[19.75, 1], [20, 0], [1, 30.25], [20.25, 29.75], [-1, -1]])
+    official = decode_heatmaps(hm, **identity, rule="hrnet")[0]
+    np.testing.assert_array_equal(official[:, :2], [[20, 1], [20, 0], [1, 30], [20.25, 29.75], [0, 0]])
+    np.testing.assert_array_equal(mmpose[:, 2], official[:, 2])
+    dark = decode_heatmaps(hm, **identity, method="dark", rule="mmpose")[0]
+    np.testing.assert_array_equal(dark[4, :2], [-1, -1])
+    with pytest.raises(ValueError):
+        decode_heatmaps(hm, **identity, rule="nope")

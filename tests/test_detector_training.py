@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from engines.formats.coco_eval import coco_ap
-from engines.detectors import box_iou, load_detector
+from engines.common.boxes import box_iou
+from engines.detectors import load_detector
 from engines.models.catalogue import CATALOGUE
 from engines.detectors.centernet import decode_centernet
 from engines.errors import run_cli

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from engines.detectors import load_detector, nms
 from engines.detectors.hog import HogDetector
-from engines.detectors.onnx_yolo import letterbox
+from engines.common.letterbox import letterbox
 from engines.detectors.ultralytics_yolo import UltralyticsDetector
 from engines.detectors.yolox import YoloxDetector, yolox_grid
 from engines.errors import UserError

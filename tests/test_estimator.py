@@ -45,7 +45,7 @@ class PeakBackend:
 
 def with_peak_backend(estimator, peak_xy):
     backend = PeakBackend(estimator.preset.heatmap_size, estimator.num_joints, peak_xy)
-    estimator.backend = backend
+    estimator.processing.backend = backend
     return backend
 
 
@@ -99,7 +99,7 @@ def test_dark_decode_finds_sub_pixel_peaks_better_than_quarter_offsets():
     errors = {}
     for method in ("standard", "dark"):
         est = PoseEstimator("lite_w16_160x128", decode=method)
-        est.backend = BlobBackend(est.preset.heatmap_size, est.num_joints, (16.4, 20.0))
+        est.processing.backend = BlobBackend(est.preset.heatmap_size, est.num_joints, (16.4, 20.0))
         x = est.estimate(frame, box)[0, :, 0]
         errors[method] = np.abs(x - (60 + 0.4 * 6.25)).max()
     assert errors["dark"] < 0.6 < errors["standard"]

@@ -16,7 +16,7 @@ from tracker.export import (
 )
 from tracker.export.journal import finish_journal, journal_path
 from tracker.tracking import JointState, PoseTracker
-from synthetic_people import noisy_detections, synthetic_people
+from synthetic_people import COCO_TEMPLATE, noisy_detections, synthetic_people
 
 SEQ = "000007_synthetic"
 
@@ -207,3 +207,37 @@ def test_lost_frames_keep_every_later_frame_in_its_place(tmp_path, writer):
     assert [f.file_name.rsplit("/", 1)[-1] for f in frames] == [f"{i:06d}.jpg" for i in range(8)]
     assert [len(f.track_ids) for f in frames] == [len(outs[i]) if i not in (2, 3, 6) else 0 for i in range(8)]
     assert frames[4].track_ids.tolist() == outs[4].ids.tolist()
+
+
+def test_annotation_ids_of_a_crowd_of_150_stay_unique(tmp_path):
+    """150 people a frame (ids image_id * 100 + row ran into the next frame's from row 100 on):
+    the journalled file and the one-shot writer give every annotation its own id."""
+    grid = np.stack(np.meshgrid(np.arange(15), np.arange(10)), axis=-1).reshape(-1, 2) * [100.0, 180.0] + [50, 90]
+    crowd = np.concatenate([COCO_TEMPLATE[None] * 150 + grid[:, None], np.ones((150, 17, 1))], axis=2)
+    rng = np.random.default_rng(0)
+    tracker = PoseTracker()
+    outs = [tracker.update(*noisy_detections(crowd, rng, 0.002), timestamp=f / 30) for f in range(3)]
+    assert [len(out) for out in outs] == [150] * 3
+    frames = []
+    with PoseTrack18Writer(tmp_path / f"{SEQ}.json") as w:
+        journal_append = w._journal.append
+        w._journal.append = lambda frame: (frames.append(frame), journal_append(frame))
+        for f, out in enumerate(outs):
+            w.write(f, f / 30, out)
+    write_posetrack18(tmp_path / "one_shot.json", PoseTrackSequence(SEQ, "000007", len(frames), frames))
+    streamed = json.loads((tmp_path / f"{SEQ}.json").read_text())
+    assert streamed == json.loads((tmp_path / "one_shot.json").read_text())
+    ids = [annotation["id"] for annotation in streamed["annotations"]]
+    assert len(set(ids)) == len(ids) == 450
+    assert [frame.num_people for frame in load_sequence(tmp_path / f"{SEQ}.json").frames] == [150] * 3
+
+
+def test_a_file_name_with_commas_and_quotes_is_one_csv_cell(tmp_path):
+    _, outs = tracked_frames(num_frames=2)
+    with CsvWriter(tmp_path / "t.csv") as w:
+        w.write(0, 0.0, outs[0], 'take 2, "final".png')
+        w.write(1, 0.04, outs[1])
+    with open(tmp_path / "t.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(row["frame"], row["file"]) for row in rows} == {("0", 'take 2, "final".png'), ("1", "")}
+    assert all(row["track_id"].isdigit() for row in rows)

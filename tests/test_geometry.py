@@ -1,14 +1,13 @@
 """Geometry against the official HRNet outputs (tests/fixtures/decode_golden.npz, a subset of
 ../shared/fixtures/hrnet_reference/decode_ref.npz) and on hand-made boxes. The official crop
-itself is checked against engines.runtimes.gpu_ops.warp_crops in test_gpu_ops.py."""
+itself is checked against engines.pose.torch_ops.warp_crops in test_torch_ops.py."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engines.pose.geometry import (affine_points, box_to_center_scale, crop_people, get_affine_transform,
-                              sanitize_boxes)
+from engines.pose.geometry import affine_points, box_to_center_scale, crop_people, get_affine_transform
 
 GOLDEN = np.load(Path(__file__).parent / "fixtures" / "decode_golden.npz")
 
@@ -61,19 +60,3 @@ def test_affine_points_round_trip():
     back = affine_points(affine_points(pts, m), minv)
     assert back.shape == pts.shape and back.dtype == np.float32
     np.testing.assert_allclose(back, pts, atol=1e-3)
-
-
-def test_sanitize_boxes_clamps_and_drops():
-    boxes = np.array([[-10, -5, 50, 60, 0.9],       # partly outside: clamped
-                      [np.nan, 0, 10, 10, 0.8],      # NaN: dropped
-                      [5, 5, 5, 40, 0.7],            # zero width: dropped
-                      [700, 10, 800, 50, 0.6],       # fully outside: zero size after clamp
-                      [10, 10, np.inf, 40, 0.5],     # inf: dropped
-                      [600, 400, 660, 500, 0.4]],    # clamped to the bottom-right corner
-                     np.float32)
-    clean, kept = sanitize_boxes(boxes, 640, 480)
-    np.testing.assert_array_equal(kept, [0, 5])
-    np.testing.assert_array_equal(clean, np.array([[0, 0, 50, 60, 0.9], [600, 400, 640, 480, 0.4]], np.float32))
-    assert clean.dtype == np.float32 and kept.dtype == np.int64
-    empty, none = sanitize_boxes(np.zeros((0, 4)), 640, 480)
-    assert empty.shape == (0, 4) and none.shape == (0,)

@@ -5,6 +5,7 @@ and the choice of default models per source and device."""
 
 import dataclasses
 import hashlib
+import itertools
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -27,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 class FileServer:
     """Serves `files` (url path -> bytes) with HTTP Range support; paths in `cut_once` get only
-    their first half on the first request (Content-Length promises all of it); `drip_s` > 0
-    sends one byte at a time."""
+    their first half on the first request (Content-Length promises all of it); with `drip` (a
+    threading.Semaphore) the body goes one byte per release: a server that never stalls."""
 
-    def __init__(self, files, drip_s: float = 0.0):
+    def __init__(self, files, drip: threading.Semaphore | None = None):
         self.files, self.cut_once, self.requests = files, set(), []
-        self.drip_s = drip_s   # > 0: send one byte per drip_s seconds
+        self.drip = drip
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,11 +64,12 @@ class FileServer:
                     self.wfile.write(body[start:len(body) // 2])
                     self.close_connection = True
                     return
-                if server.drip_s:
-                    for byte in body[start:start + 50]:
+                if server.drip is not None:
+                    for byte in body[start:]:
+                        if not server.drip.acquire(timeout=10):   # the client is gone
+                            return
                         self.wfile.write(bytes([byte]))
                         self.wfile.flush()
-                        time.sleep(server.drip_s)
                     return
                 self.wfile.write(body[start:])
 
@@ -106,7 +109,13 @@ def test_wrong_hash_leaves_nothing_in_the_cache(server, tmp_path):
         download(server.url + "/model.onnx", tmp_path / "model.onnx", sha256="0" * 64, progress=False)
     assert list(tmp_path.iterdir()) == []
     # a matching 8-hex-digit prefix (the mmpose file-name convention) is accepted
-    download(server.url + "/model.onnx", tmp_path / "model.onnx", sha256_prefix=server.sha[:8], progress=False)
+    dest = download(server.url + "/model.onnx", tmp_path / "model.onnx", sha256_prefix=server.sha[:8], progress=False)
+    assert dest == tmp_path / "model.onnx" and dest.read_bytes() == server.payload
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    # and a wrong prefix is refused like a wrong hash
+    with pytest.raises(UserError, match="checksum mismatch"):
+        download(server.url + "/model.onnx", tmp_path / "other.onnx", sha256_prefix="0" * 8, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 
 
 def test_truncated_download_resumes_with_range(server, tmp_path):
@@ -123,15 +132,25 @@ def test_truncated_download_resumes_with_range(server, tmp_path):
 
 
 def test_a_dripping_server_meets_the_deadline(tmp_path):
-    srv = FileServer({"/slow.onnx": b"x" * 1000}, drip_s=0.2)
+    """The server sends a byte each time the download reads its clock, which says a second went
+    by: the download stops at the deadline, having never stalled, and keeps what arrived."""
+    drip = threading.Semaphore(0)
+    seconds = itertools.count()
+
+    def clock():
+        drip.release()
+        return float(next(seconds))
+
+    srv = FileServer({"/slow.onnx": b"x" * 1000}, drip=drip)
     try:
-        started = time.monotonic()
-        with pytest.raises(DownloadError, match="took longer than 1 s"):
-            download(srv.url + "/slow.onnx", tmp_path / "slow.onnx", progress=False, timeout=5, deadline=1.0)
-        assert time.monotonic() - started < 4
+        with pytest.raises(DownloadError, match="slow.onnx took longer than 4 s; run the same command again"):
+            download(srv.url + "/slow.onnx", tmp_path / "slow.onnx", progress=False, timeout=10, deadline=4.0,
+                     clock=clock)
     finally:
         srv.close()
-    assert 0 < (tmp_path / "slow.onnx.part").stat().st_size < 1000   # kept for the next try
+    # started at 0; a byte per read, the clock read after each: the fifth (5 s) is past the deadline
+    assert (tmp_path / "slow.onnx.part").read_bytes() == b"x" * 5
+    assert not (tmp_path / "slow.onnx").exists()
 
 
 def test_unreachable_server_says_where_to_put_the_file(tmp_path):
@@ -176,7 +195,7 @@ def test_a_wrong_file_from_the_server_is_deleted_with_both_hashes_named(server, 
 
 
 @pytest.mark.parametrize("damage", ["garbage", "same-size"])
-def test_a_corrupt_cached_file_is_refused_and_fetched_again(server, served_detector, tmp_path, capsys, damage):
+def test_a_corrupt_cached_file_is_moved_aside_and_fetched_again(server, served_detector, tmp_path, capsys, damage):
     path = tmp_path / "cache" / "model.onnx"
     path.parent.mkdir()
     if damage == "garbage":
@@ -187,10 +206,30 @@ def test_a_corrupt_cached_file_is_refused_and_fetched_again(server, served_detec
         data[1000] ^= 0xFF
         path.write_bytes(bytes(data))
         os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    damaged = path.read_bytes()
     assert not cache.is_cached(served_detector)
     assert cache.fetch("test-det", progress=False) == path
     assert path.read_bytes() == server.payload
-    assert "does not match the published hash" in capsys.readouterr().err
+    rejected = tmp_path / "cache" / "model.onnx.rejected"
+    assert rejected.read_bytes() == damaged
+    assert f"{path} does not match the published hash of test-det: moved to {rejected}" in capsys.readouterr().err
+
+
+def test_a_file_put_in_the_cache_by_hand_is_kept_when_it_does_not_match(served_detector, tmp_path, capsys,
+                                                                         monkeypatch):
+    """Offline, the user puts their own export where the message said: it does not match, so it
+    is not used, but it is moved aside, not deleted, and the line says where."""
+    monkeypatch.setenv(cache.MIRROR_ENV, f"http://127.0.0.1:{closed_port()}")
+    path = tmp_path / "cache" / "model.onnx"
+    path.parent.mkdir()
+    path.write_bytes(b"my own export of the same weights")
+    with pytest.raises(DownloadError, match="cannot reach"):
+        cache.fetch("test-det", progress=False)
+    rejected = tmp_path / "cache" / "model.onnx.rejected"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx.rejected"]
+    assert rejected.read_bytes() == b"my own export of the same weights"
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path} does not match the published hash of test-det: moved to {rejected}; fetching it again"]
 
 
 def test_fetch_cli_lists_the_catalogue_with_what_is_cached(server, served_detector, capsys):
@@ -249,21 +288,33 @@ def test_catalogue_entries_are_well_formed():
             assert model.input_size == model.architecture.image_size and model.schema == "coco17"
 
 
-@pytest.mark.parametrize("sources, flags, device, expected", [
-    (["demo"], [], "cpu", ("centernet", "lite_w32_160x128")),
-    (["clip.mp4"], [], "cpu", ("yolox-nano", "litehrnet30-coco")),
-    (["webcam"], [], "cuda", ("yolox-s", "hrnet-w32-coco")),
-    (["demo", "clip.mp4"], [], "cpu", ("yolox-nano", "litehrnet30-coco")),
-    (["clip.mp4"], ["--bundled"], "cuda", ("centernet", "lite_w32_160x128")),
-    (["clip.mp4"], ["--det", "hog"], "cpu", ("hog", "litehrnet30-coco")),
-    (["demo"], ["--pose", "hrnet-w32-coco"], "cpu", ("centernet", "hrnet-w32-coco")),
-])
-def test_default_models_per_source_and_device(sources, flags, device, expected):
+def test_default_models_per_source_and_device():
+    """The demo clip runs offline on the bundled models; any real source gets real-world models
+    (fetched), the same with the demo beside it, and lighter ones on the CPU than on a GPU;
+    --bundled, --det and --pose choose."""
+    from engines.models.presets import build_network
     from tracker.app import build_parser, default_models
 
-    assert default_models(build_parser().parse_args(flags), sources, device) == expected
-    det, pose = expected
-    assert CATALOGUE[det].task == "detector" and CATALOGUE[pose].task == "pose"
+    def models(sources, device, *flags):
+        return default_models(build_parser().parse_args(list(flags)), sources, device)
+
+    def parameters(pose):
+        return sum(p.numel() for p in build_network(CATALOGUE[pose].architecture).parameters())
+
+    bundled = models(["demo"], "cpu")
+    assert [CATALOGUE[m].task for m in bundled] == ["detector", "pose"]
+    assert all(CATALOGUE[m].weights.bundled for m in bundled)
+    assert models(["demo"], "cuda") == models(["clip.mp4"], "cuda", "--bundled") == bundled
+    real = {device: models(["clip.mp4"], device) for device in ("cpu", "cuda")}
+    for device, pair in real.items():
+        assert [CATALOGUE[m].task for m in pair] == ["detector", "pose"]
+        assert all(CATALOGUE[m].weights.fetched for m in pair)
+        assert models(["webcam"], device) == models(["demo", "clip.mp4"], device) == pair
+    (cpu_det, cpu_pose), (cuda_det, cuda_pose) = real["cpu"], real["cuda"]
+    assert np.prod(CATALOGUE[cpu_det].input_size) < np.prod(CATALOGUE[cuda_det].input_size)
+    assert parameters(cpu_pose) < parameters(cuda_pose)
+    assert models(["clip.mp4"], "cpu", "--det", "hog") == ("hog", cpu_pose)
+    assert models(["demo"], "cpu", "--pose", "hrnet-w32-coco") == (bundled[0], "hrnet-w32-coco")
 
 
 def test_offline_first_use_is_one_line_naming_model_url_path_and_flag(tmp_path):

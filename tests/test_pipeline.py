@@ -1,5 +1,6 @@
 """The pipeline on real decoded video with the real HOG detector and a real (untrained) lite HRNet."""
 
+import csv
 import json
 import threading
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 
 from engines.detectors.hog import HogDetector
+from engines.formats.posetrack import load_sequence
 from engines.pose.estimator import PoseEstimator
-from tracker.export import JsonlWriter, PoseTrack18Writer
+from tracker.export import CsvWriter, JsonlWriter, PoseTrack17Writer, PoseTrack18Writer
 from tracker.pipeline import Pipeline, Stream, VideoSink, new_tracker, propagate_boxes
 from tracker.render import Renderer
 from tracker.sources import DEMO_CLIP, Frame, Source, open_source
@@ -65,20 +67,28 @@ def test_boxes_follow_confident_keypoints():
     kpts[2, :3] = [[0, 0, 0.9], [0, 0, 0.9], [0, 0, 0.9]]   # collapses to a point: dropped
     boxes = np.array([[0, 0, 1, 1, 0.8], [40, 40, 80, 300, 0.7], [0, 0, 9, 9, 0.6]], np.float32)
     out = propagate_boxes(boxes, kpts, 200, 200)
-    np.testing.assert_allclose(out, [[8, 16, 32, 64, 0.8], [40, 40, 80, 199, 0.7]])
+    np.testing.assert_allclose(out, [[8, 16, 32, 64, 0.8], [40, 40, 80, 200, 0.7]])
     assert propagate_boxes(np.zeros((0, 5)), np.zeros((0, 17, 3)), 10, 10).shape == (0, 5)
 
 
 def test_two_sources_each_tracked_to_complete_outputs(tmp_path, estimator):
+    """Two clips in one pipeline: each gets the tracks it gets alone (one tracker per source,
+    nothing shared), in complete outputs."""
     clip_a, clip_b = cut_demo(tmp_path / "a.mp4", 8), cut_demo(tmp_path / "b.mp4", 5)
+    (tmp_path / "alone").mkdir()
+    for clip, name in ((clip_a, "a"), (clip_b, "b")):
+        Pipeline(estimator, HogDetector(), [make_stream(clip, tmp_path / "alone", name)], det_interval=3).run()
     streams = [make_stream(clip_a, tmp_path, "a"), make_stream(clip_b, tmp_path, "b")]
     detector = CountingHog()
     stats = Pipeline(estimator, detector, streams, det_interval=3).run()
     assert [s.frames for s in streams] == [8, 5] and stats.frames == 13 and not stats.interrupted
     assert detector.calls == 3 + 2            # frames 0, 3, 6 and 0, 3
     for name, frames in (("a", 8), ("b", 5)):
-        lines = (tmp_path / f"{name}.jsonl").read_text().splitlines()
-        assert [json.loads(line)["frame"] for line in lines] == list(range(frames))
+        lines = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        alone = [json.loads(line) for line in (tmp_path / "alone" / f"{name}.jsonl").read_text().splitlines()]
+        assert [line["frame"] for line in lines] == list(range(frames))
+        assert sum(len(line["tracks"]) for line in lines) > 0          # people were tracked...
+        assert [line["tracks"] for line in lines] == [line["tracks"] for line in alone]   # ...as alone
         assert len(json.loads((tmp_path / f"{name}.json").read_text())["images"]) == frames
         assert count_video_frames(tmp_path / f"{name}.mp4") == frames
     assert set(streams[0].latency_ms) >= {"detect", "pose", "track", "render", "latency"}
@@ -164,6 +174,32 @@ def test_an_unreadable_image_keeps_its_place_in_every_output(tmp_path, estimator
     stats = Pipeline(estimator, HogDetector(), [stream]).run()
     assert stats.lost == 1 and stream.frames == 4
     assert_same_frames(tmp_path, "frames", 5, lost=[2])
+
+
+def test_every_export_of_an_image_folder_names_the_files(tmp_path, estimator):
+    """img_0102.jpg cannot be read and img_0104.jpg does not exist: every frame keeps its place
+    and the name of its file, the number that no file has an empty one."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    reader = cv2.VideoCapture(str(DEMO_CLIP))
+    for k in range(6):
+        cv2.imwrite(str(folder / f"img_{100 + k:04d}.jpg"), reader.read()[1])
+    (folder / "img_0102.jpg").write_bytes(b"not a picture")
+    (folder / "img_0104.jpg").unlink()
+    source = open_source(folder)
+    stream = Stream(source=source, tracker=new_tracker("coco17", source.fps), writers=[
+        PoseTrack18Writer(tmp_path / "frames.json"), PoseTrack17Writer(tmp_path / "pt17" / "frames.json"),
+        JsonlWriter(tmp_path / "frames.jsonl"), CsvWriter(tmp_path / "frames.csv")])
+    Pipeline(estimator, HogDetector(), [stream]).run()
+    names = ["img_0100.jpg", "img_0101.jpg", "img_0102.jpg", "img_0103.jpg", "", "img_0105.jpg"]
+    for posetrack in (tmp_path / "frames.json", tmp_path / "pt17" / "frames.json"):
+        assert [frame.file_name for frame in load_sequence(posetrack).frames] == names
+    lines = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
+    assert [line["file"] for line in lines] == names
+    assert [line["frame"] for line in lines if line.get("lost")] == [2, 4]
+    with open(tmp_path / "frames.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(row["file"] == names[int(row["frame"])] for row in rows)
 
 
 def test_the_first_frames_overlay_shows_its_own_timings(tmp_path, estimator):

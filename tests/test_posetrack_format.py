@@ -103,3 +103,31 @@ def test_wrong_keypoint_count_is_reported(tmp_path):
     (tmp_path / "s.json").write_text(json.dumps(data))
     with pytest.raises(UserError, match=r"s.json: image 0 person 1 keypoints should be 51"):
         load_sequence(tmp_path / "s.json")
+
+
+def _crowd_frame(frame: int, people: int) -> PoseTrackFrame:
+    kp = np.ones((people, 17, 3), np.float32)
+    kp[:, :, 0] = np.arange(people)[:, None]
+    return PoseTrackFrame(f"images/val/000042_demo/{frame:06d}.jpg", make_image_id(42, frame), True,
+                          np.arange(people, dtype=np.int64), kp, np.full((people, 17), 0.5, np.float32),
+                          np.full((people, 4), np.nan, np.float32), np.full((people, 4), np.nan, np.float32))
+
+
+def test_annotation_ids_are_unique_in_a_frame_of_150_people(tmp_path):
+    seq = PoseTrackSequence("000042_demo", "000042", 3, [_crowd_frame(0, 150), _crowd_frame(1, 150), _crowd_frame(2, 3)])
+    write_posetrack18(tmp_path / "s.json", seq)
+    annotations = json.loads((tmp_path / "s.json").read_text())["annotations"]
+    ids = [a["id"] for a in annotations]
+    assert len(set(ids)) == len(ids) == 303
+    back = load_sequence(tmp_path / "s.json")
+    assert [f.num_people for f in back.frames] == [150, 150, 3]
+    np.testing.assert_array_equal(back.frames[1].keypoints[:, 0, 0], np.arange(150))
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared PoseTrack18 sample absent")
+def test_the_official_annotation_ids_are_kept_below_100_people(tmp_path):
+    """The ids poseval's converter writes (image id * 100 + row): a sample file written back keeps them."""
+    for name, seq in load_sequence_dir(SAMPLE).items():
+        write_posetrack18(tmp_path / name, seq)
+        official = [a["id"] for a in json.loads((SAMPLE / name).read_text())["annotations"]]
+        assert [a["id"] for a in json.loads((tmp_path / name).read_text())["annotations"]] == official

@@ -122,6 +122,17 @@ def test_a_lost_track_hands_its_id_to_the_same_person_reappearing_far_away():
     assert out.ids.tolist() == [1] and tracker.num_live_tracks == 1
 
 
+def test_a_track_confirmed_at_birth_takes_a_lost_id_in_the_frame_it_starts():
+    # with min_hits 1 a newcomer is confirmed (and re-identified) as it starts: the lost track
+    # whose id it takes leaves the table in that same frame
+    script = leave_and_return(away_s=0.6)
+    tracker = PoseTracker(TrackerConfig(min_hits=1, output_coast_frames=1000))
+    for f, people in enumerate(script[:2 * FPS + int(0.6 * FPS) + 1]):   # to the first frame back
+        image, boxes, poses = frame_of(people)
+        out = tracker.update(boxes, poses, timestamp=f / FPS, image=image)
+    assert out.ids.tolist() == [1] and tracker.num_live_tracks == 1 and len(tracker.departed) == 0
+
+
 def test_two_people_seen_together_are_never_merged():
     # twins in the same clothes, side by side: both confirmed, two ids, then one leaves and the
     # other stays; the one who stayed keeps their id, nobody takes the other's

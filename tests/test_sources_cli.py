@@ -48,7 +48,8 @@ def test_damaged_middle_of_the_demo_clip(tmp_path):
     assert max(expected) == count - 1 and len(expected) < count
 
     result, records = track(tmp_path, path)
-    assert [r["frame"] for r in records] == expected
+    assert [r["frame"] for r in records if not r.get("lost")] == expected
+    assert [r["frame"] for r in records] == list(range(count))      # the lost ones keep their places
     lost = count - len(expected)
     assert f"{len(expected)} frames" in result.stdout and f"{lost} frames lost" in result.stdout
     assert "[mpeg4" not in result.stderr and "[mov" not in result.stderr
@@ -66,6 +67,8 @@ def test_image_folder_with_an_unreadable_file_keeps_every_frame_number(tmp_path)
         cv2.imwrite(str(folder / f"{k:04d}.jpg"), capture.read()[1])
     (folder / "0003.jpg").write_bytes(b"\xff\xd8 cut short")
     result, records = track(tmp_path, folder)
-    assert [r["frame"] for r in records] == [0, 1, 2, 4, 5, 6, 7]
+    assert [(r["frame"], r["file"]) for r in records if not r.get("lost")] == [
+        (k, f"{k:04d}.jpg") for k in (0, 1, 2, 4, 5, 6, 7)]
+    assert [(r["frame"], r["file"]) for r in records if r.get("lost")] == [(3, "0003.jpg")]
     assert "1 frames lost" in result.stdout
     assert "unreadable image" in result.stderr and "0003.jpg" in result.stderr

@@ -6,7 +6,6 @@ from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
 from engines.errors import UserError
-from engines.pose.oks import oks_pairs
 from engines.pose.schemas import COCO17
 from tracker.tracking import LOST, REMOVED, TENTATIVE, TRACKED, JointState, PoseTracker, TrackerConfig
 from tracker.tracking.kalman import ConstantVelocityBank
@@ -349,6 +348,7 @@ def test_predicted_people_follow_motion_and_include_tentative_tracks():
 
 
 def test_a_pose_found_twice_is_one_person_kept_with_the_box_that_fits_it():
+    # the rules themselves: test_duplicates.py; here, that the tracker applies them before association
     front = pose_at(300, 300)
     fitting = boxes_from_keypoints(np.array([front], np.float32), np.array([0.6]))[0]
     wider = fitting + np.array([-60, -20, 60, 20, 0.3], np.float32)   # a second box led to the same pose
@@ -360,36 +360,3 @@ def test_a_pose_found_twice_is_one_person_kept_with_the_box_that_fits_it():
     np.testing.assert_allclose(np.sort(out.boxes[:, 4]), [0.6, 0.9])   # the wider copy went, not the fitting box
     kept_all = PoseTracker(TrackerConfig(duplicate_oks=1.0)).update(boxes, keypoints)
     assert len(kept_all) == 3
-
-
-def test_a_box_over_a_better_one_stays_only_with_someone_elses_pose():
-    front = pose_at(300, 300)
-    front_box = boxes_from_keypoints(np.array([front], np.float32), np.array([0.9]))[0]
-    behind_box = front_box + np.array([12, -4, 12, -4, -0.2], np.float32)   # IoU 0.71 with the front box
-    behind = pose_at(350, 296, height=190.0)                                # their own pose (OKS 0.05)
-    own = PoseTracker().update(np.stack([front_box, behind_box]), np.array([front, behind]))
-    assert len(own) == 2
-    copied = PoseTracker().update(np.stack([front_box, behind_box]), np.array([front, front + [2, 1, 0]]))
-    assert len(copied) == 1 and copied.boxes[0, 4] == pytest.approx(0.9)
-    off = TrackerConfig(contested_oks=1.0, duplicate_oks=1.0)
-    assert len(PoseTracker(off).update(np.stack([front_box, behind_box]), np.array([front, front]))) == 2
-
-
-def test_a_box_inside_another_with_that_persons_pose_shifted_is_one_person():
-    # a weak box on part of someone (the bundled detector's legs box on the demo clip, IoU 0.41)
-    # makes the pose network draw that person again, shifted: no NMS and no duplicate rule removes it
-    front = pose_at(300, 300)
-    front_box = boxes_from_keypoints(np.array([front], np.float32), np.array([0.9]))[0]
-    x1, y1, x2, y2, _ = front_box
-    part_box = np.array([x1 + 0.15 * (x2 - x1), (y1 + y2) / 2, x2 - 0.15 * (x2 - x1), y2, 0.7], np.float32)
-    shifted = front + [0, 12, 0]
-    part_area = (part_box[2] - part_box[0]) * (part_box[3] - part_box[1])
-    oks = oks_pairs(shifted[None], front[None], np.array([part_area]), COCO17.sigmas)[0]
-    assert 0.4 < oks < TrackerConfig().duplicate_oks   # one person, yet below the duplicate rule's bar
-    assert len(PoseTracker(TrackerConfig(contested_oks=1.0, duplicate_oks=1.0)).update(
-        np.stack([front_box, part_box]), np.array([front, shifted]))) == 2
-    copied = PoseTracker().update(np.stack([front_box, part_box]), np.array([front, shifted]))
-    assert len(copied) == 1 and copied.boxes[0, 4] == pytest.approx(0.9)
-    # someone else's pose in that box (a small person behind) stays
-    other = pose_at(300, 420, height=90.0)
-    assert len(PoseTracker().update(np.stack([front_box, part_box]), np.array([front, other]))) == 2

@@ -39,8 +39,8 @@ def test_e2e_stage_times_every_stage_on_a_clip(capsys, lite_weights, short_clip)
 
 def test_live_stage_plays_the_clip_like_a_camera(capsys, lite_weights, short_clip):
     argv = ["--stage", "live", "--source", str(short_clip), "--pose", str(lite_weights), "--det", "hog",
-            "--seconds", "1.5", "--warmup", "2", "--json"]
+            "--seconds", "600", "--frames", "10", "--warmup", "2", "--json"]
     assert main(argv) == 0
     [row] = json.loads(capsys.readouterr().out)
-    # the 6-frame clip loops at 25 FPS: more frames than it holds, each with a measured latency
-    assert row["frames"] > 6 and 0 < row["median_ms"] <= row["p90_ms"]
+    # the 6-frame clip loops like a camera: more frames than it holds, each with a measured latency
+    assert row["frames"] >= 10 and 0 < row["median_ms"] <= row["p90_ms"]

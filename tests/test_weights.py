@@ -142,3 +142,17 @@ def test_non_tensor_entries_are_not_a_state_dict(tmp_path):
 def test_unknown_bundled_weights_name():
     with pytest.raises(UserError, match="no bundled weights for 'nobody'"):
         bundled_weights("nobody")
+
+
+@pytest.mark.parametrize("layout, rule", [(official_final_state, "hrnet"), (official_checkpoint, "hrnet"),
+                                          (mmpose_0x, "mmpose"), (mmpose_1x, "mmpose")])
+def test_a_checkpoint_file_decodes_by_the_rule_of_the_code_that_wrote_it(tmp_path, layout, rule):
+    from engines.models.presets import build_network
+    from engines.pose.loading import load_pose
+
+    path = tmp_path / "weights.pth"
+    torch.save(layout(build_network("lite_w16_160x128").state_dict()), path)
+    estimator = load_pose(path, decode="standard", backend="torch")
+    assert estimator.preset.name == "lite_w16_160x128"
+    assert estimator.processing.spec.rule == rule
+    assert load_pose("lite_w16_160x128", backend="torch").processing.spec.rule == "hrnet"   # bundled: this project's trainer

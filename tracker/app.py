@@ -1,30 +1,41 @@
 """`python -m tracker`: track people in any source; results land in a numbered run folder.
 
 With no arguments it processes the bundled demo clip with the bundled models and writes the
-annotated video and PoseTrack JSON to runs/track/expN, which it prints.
+annotated video and PoseTrack JSON to runs/track/expN, which it prints. With `--jsonl -
+--no-save` (and no --export) the tracks go to stdout alone and no run folder is made.
+
+The arguments are resolved once into a `RunPlan` (sources, models, tracker settings); what a run
+opens (sources, the Ctrl+C handler, the run folder, the progress bar) is released through one
+ExitStack.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engines.errors import UserError, WriteError
 
+if TYPE_CHECKING:
+    from tracker.tracking import TrackerConfig
+
 __all__ = ["main", "build_parser", "add_runtime_options", "add_tracker_option", "pose_from_args",
-           "default_models", "open_sources", "open_streams", "EXPORTS", "DEFAULT_POSE", "DEFAULT_DET",
-           "REAL_WORLD_MODELS"]
+           "default_models", "RunPlan", "plan_run", "load_run_models", "load_models", "tracker_config",
+           "folder_exports", "open_streams", "EXPORTS", "DEFAULT_POSE", "DEFAULT_DET", "REAL_WORLD_MODELS"]
 
 # the bundled models (trained here on synthetic people, no download): the demo clip's defaults
 DEFAULT_POSE = "lite_w32_160x128"
 DEFAULT_DET = "centernet"
 # real footage, per device: (detector, pose), fetched and verified on first use. On the CPU the
-# cheapest real-world pair (YOLOX-Nano is ~3.5x faster than YOLOX-Tiny here; README "Models")
+# cheapest real-world pair (README "Models")
 REAL_WORLD_MODELS = {"cpu": ("yolox-nano", "litehrnet30-coco"), "cuda": ("yolox-s", "hrnet-w32-coco")}
 # engines.runtimes.backends.backend_names(), spelled out so that --help does not import torch
-BACKEND_CHOICES = ["torch", "onnxruntime", "compile", "tensorrt", "tensorrt-onnx"]
+BACKEND_CHOICES = ["torch", "onnxruntime", "compile", "tensorrt", "tensorrt-onnx", "openvino"]
 # format -> (file suffix, writer class in tracker.export)
 EXPORTS = {
     "posetrack": (".json", "PoseTrack18Writer"),
@@ -56,8 +67,10 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
     p.add_argument("--save", action=argparse.BooleanOptionalAction, default=True,
                    help="write the annotated video (default: on)")
     p.add_argument("--export", action="append", choices=sorted(EXPORTS), default=None,
-                   help="track files to write (repeatable; default: posetrack)")
-    p.add_argument("--jsonl", metavar="PATH", help="also stream one JSON line per frame to PATH ('-' = stdout)")
+                   help="track files to write (repeatable; default: posetrack, none with --jsonl -)")
+    p.add_argument("--jsonl", metavar="PATH",
+                   help="also stream one JSON line per frame to PATH; '-': to stdout, in place of the default "
+                        "export (with --no-save no run folder is made)")
     add_model_options(p)
     p.add_argument("--det-interval", type=positive_int, default=1,
                    help="run the detector every N frames; in between, each person's box is fitted around "
@@ -70,7 +83,7 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
 
 def tracker_settings(path: str) -> dict:
     """argparse type: the settings of a YAML file, read and checked at once (a wrong file or
-    setting is a UserError); tracker_config joins them with the detector's thresholds."""
+    setting is a UserError); plan_run joins them with the detector's thresholds."""
     from tracker.tracking.config import read_tracker_settings
 
     return read_tracker_settings(path)
@@ -109,17 +122,37 @@ def default_models(args: argparse.Namespace, sources: list[str], device: str) ->
     return args.det or det, args.pose or pose
 
 
-def tracker_config(args: argparse.Namespace, sources: list[str], device: str | None = None):
-    """The tracker's settings for a run: what --tracker's file sets, else the score thresholds
-    calibrated for the run's detector (its catalogue entry, `python -m engines calibrate`), else
-    TrackerConfig's defaults."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run's arguments decide, resolved once."""
+
+    sources: list[str]          # source specs; the demo clip without --source
+    device: str
+    detector: str               # as load_detector takes it
+    pose: str                   # as load_pose takes it
+    tracker: TrackerConfig
+
+
+def plan_run(args: argparse.Namespace, sources: list[str] | None = None, device: str | None = None) -> RunPlan:
+    """The plan of a run over `sources` (default: --source, else the demo clip) on `device`
+    (default: --device). Models: as default_models says. Tracker settings: what --tracker's file
+    sets, else the score thresholds calibrated for the detector (its catalogue entry, `python -m
+    engines calibrate`), else TrackerConfig's defaults."""
     from engines.models.catalogue import CATALOGUE
     from tracker.tracking.config import load_tracker_config
 
-    det, _ = default_models(args, sources, device or args.device)
+    sources = sources if sources is not None else args.source or ["demo"]
+    device = device or args.device
+    det, pose = default_models(args, sources, device)
     model = CATALOGUE.get(det)
     calibrated = model.tracker_thresholds if model is not None and model.task == "detector" else {}
-    return load_tracker_config(args.tracker_settings, base=calibrated)
+    return RunPlan(sources=sources, device=device, detector=det, pose=pose,
+                   tracker=load_tracker_config(args.tracker_settings, base=calibrated))
+
+
+def tracker_config(args: argparse.Namespace, sources: list[str], device: str | None = None) -> TrackerConfig:
+    """The tracker's settings of a run over `sources` (plan_run's)."""
+    return plan_run(args, sources, device).tracker
 
 
 def device_name(text: str) -> str:
@@ -161,24 +194,26 @@ def pose_from_args(name: str, preset: str | None, args: argparse.Namespace, devi
     return load_pose(name, preset, **options)
 
 
-def load_models(args: argparse.Namespace, sources: list[str], device: str | None = None):
-    """(detector, pose estimator) as default_models chooses; a model that cannot be fetched
-    says how to run offline. The detector keeps boxes down to the tracker's low_score: its own
-    floor (0.25 for centernet, 0.3 for YOLO) would hide the weak detections that only the
-    tracker's second association stage is meant to judge."""
+def load_run_models(args: argparse.Namespace, plan: RunPlan):
+    """(detector, pose estimator) of the plan, run as add_runtime_options' flags in `args` say; a
+    model that cannot be fetched says how to run offline. The detector keeps boxes down to the
+    tracker's low_score: its own floor (0.25 for centernet, 0.3 for YOLO) would hide the weak
+    detections that only the tracker's second association stage is meant to judge."""
     from engines.detectors import load_detector
     from engines.hub.download import DownloadError
 
-    device = device or args.device
-    det, pose = default_models(args, sources, device)
     try:
-        estimator = pose_from_args(pose, args.preset, args, device)
-        detector = load_detector(det, device=device,
-                                 score_thresh=tracker_config(args, sources, device).low_score)
+        estimator = pose_from_args(plan.pose, args.preset, args, plan.device)
+        detector = load_detector(plan.detector, device=plan.device, score_thresh=plan.tracker.low_score)
     except DownloadError as exc:
         raise UserError(f"{exc}; or run the bundled offline models with --bundled") from None
-    print(f"models: {det} (detector) + {pose} (pose) on {device}", file=sys.stderr)
+    print(f"models: {plan.detector} (detector) + {plan.pose} (pose) on {plan.device}", file=sys.stderr)
     return detector, estimator
+
+
+def load_models(args: argparse.Namespace, sources: list[str], device: str | None = None):
+    """(detector, pose estimator) of a run over `sources` (plan_run's, load_run_models)."""
+    return load_run_models(args, plan_run(args, sources, device))
 
 
 def _unique_names(sources) -> list[str]:
@@ -190,38 +225,41 @@ def _unique_names(sources) -> list[str]:
     return names
 
 
-def open_sources(specs: list[str], loop: bool = False) -> list:
-    """Open every --source (all or none: on an error the ones already open are closed)."""
-    from tracker.sources import open_source
-
-    sources = []
-    try:
-        for spec in specs:
-            sources.append(open_source(spec, loop=loop, live=loop))
-    except BaseException:
-        for source in sources:
-            source.close()
-        raise
-    return sources
+def folder_exports(args: argparse.Namespace) -> list[str]:
+    """The track files (keys of EXPORTS) written into the run folder: --export's, else PoseTrack,
+    unless `--jsonl -` streams the tracks to stdout instead."""
+    return list(dict.fromkeys(args.export or ([] if args.jsonl == "-" else ["posetrack"])))
 
 
-def open_streams(args, sources: list, schema: str, run_dir: Path, jsonl_path: str | None) -> list:
+def open_streams(args: argparse.Namespace, plan: RunPlan, sources: list, exports: list[str], schema: str,
+                 run_dir: Path | None) -> list:
     """Give each source its own tracker, exporters, video and renderer."""
     import tracker.export as export
     from tracker.pipeline import Stream, new_tracker
     from tracker.render import Renderer
 
-    streams, config = [], tracker_config(args, args.source or ["demo"])
+    jsonl_path = "/dev/stdout" if args.jsonl == "-" else args.jsonl
+    streams = []
     for source, name in zip(sources, _unique_names(sources)):
         writers = [getattr(export, EXPORTS[fmt][1])(run_dir / f"{name}{EXPORTS[fmt][0]}", schema=schema)
-                   for fmt in dict.fromkeys(args.export or ["posetrack"])]
+                   for fmt in exports]
         if jsonl_path is not None:
             writers.append(export.JsonlWriter(jsonl_path, schema=schema))
         streams.append(Stream(
-            source=source, tracker=new_tracker(schema, source.fps, config), writers=writers,
+            source=source, tracker=new_tracker(schema, source.fps, plan.tracker), writers=writers,
             video=annotated_output(source, run_dir, name) if args.save else None,
             renderer=Renderer(schema) if args.save or args.show else None, show=args.show))
     return streams
+
+
+def _release_unread(sources: list, streams: list) -> None:
+    """Close the sources that no stream's capture thread has read. One that has releases its
+    source itself, once its reader has left it (releasing a capture under a read crashes the
+    decoder)."""
+    read = [stream.source for stream in streams if stream.capture is not None]
+    for source in sources:
+        if not any(source is taken for taken in read):
+            source.close()
 
 
 def annotated_output(source, run_dir: Path, name: str):
@@ -239,50 +277,49 @@ def _check_display() -> None:
         raise UserError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY); use --save instead")
 
 
-def check_outputs(args: argparse.Namespace) -> None:
-    """Every output place writable, before anything is opened or created."""
+def check_outputs(args: argparse.Namespace, plan: RunPlan, run_folder: bool) -> None:
+    """Every output place writable (the --out folder where a `run_folder` is made), before
+    anything is opened or created."""
     from tracker.runs import check_output_file, check_output_folder
 
-    if args.jsonl and args.jsonl != "-" and len(args.source or ["demo"]) > 1:
+    if args.jsonl and args.jsonl != "-" and len(plan.sources) > 1:
         raise UserError("--jsonl PATH takes one source; use --export jsonl for several")
-    check_output_folder(args.out, "--out")
+    if run_folder:
+        check_output_folder(args.out, "--out")
     if args.jsonl and args.jsonl != "-":
         check_output_file(args.jsonl, "--jsonl")
 
 
 def main(argv=None) -> int:
+    from tqdm import tqdm
+
     from tracker.interrupts import StopOnCtrlC
     from tracker.pipeline import Pipeline
-    from tqdm import tqdm
     from tracker.runs import RunFolder
+    from tracker.sources import open_source
 
     args = build_parser().parse_args(argv)
     if args.show:
         _check_display()
-    check_outputs(args)
-    to_stdout = args.jsonl == "-"
-    say = sys.stderr if to_stdout else sys.stdout
-    # sources first: a wrong path fails at once, before the models load
-    sources = open_sources(args.source or ["demo"], loop=args.loop)
-    try:
-        detector, estimator = load_models(args, args.source or ["demo"])
-    except BaseException:
-        for source in sources:
-            source.close()
-        raise
-    # from here on outputs exist: Ctrl+C stops the run and every output is finished (exit 130)
-    with StopOnCtrlC() as ctrl_c, RunFolder(args.out) as run_dir:
-        jsonl_path = "/dev/stdout" if to_stdout else args.jsonl
-        try:
-            streams = open_streams(args, sources, estimator.schema.name, run_dir, jsonl_path)
-        except BaseException:
-            for source in sources:
-                source.close()
-            raise
+    plan = plan_run(args)
+    exports = folder_exports(args)
+    run_folder = bool(exports) or args.save   # nothing to put in one (`--jsonl - --no-save`): none
+    check_outputs(args, plan, run_folder)
+    say = sys.stderr if args.jsonl == "-" else sys.stdout
+    with contextlib.ExitStack() as stack:
+        sources, streams = [], []
+        stack.callback(_release_unread, sources, streams)
+        for spec in plan.sources:   # first: a wrong path fails at once, before the models load
+            sources.append(open_source(spec, loop=args.loop, live=args.loop))
+        detector, estimator = load_run_models(args, plan)
+        # from here on outputs exist: Ctrl+C stops the run and every output is finished (exit 130)
+        ctrl_c = stack.enter_context(StopOnCtrlC())
+        run_dir = stack.enter_context(RunFolder(args.out)) if run_folder else None
+        streams += open_streams(args, plan, sources, exports, estimator.schema.name, run_dir)
         total = sum(s.source.num_frames or 0 for s in streams) if not any(s.source.live for s in streams) else None
         # frames, FPS and (for files) ETA on stderr; mininterval keeps it cheap at 100+ FPS
-        progress = tqdm(total=total or None, desc="tracking", unit="frame", file=sys.stderr,
-                        mininterval=0.5, dynamic_ncols=True)
+        progress = stack.enter_context(tqdm(total=total or None, desc="tracking", unit="frame", file=sys.stderr,
+                                            mininterval=0.5, dynamic_ncols=True))
         pipeline = Pipeline(estimator, detector, streams, det_interval=args.det_interval,
                             on_frame=lambda _stream: progress.update(sum(s.frames for s in streams) - progress.n))
         ctrl_c.on_press(pipeline.stop)
@@ -291,11 +328,12 @@ def main(argv=None) -> int:
         except WriteError as exc:
             if exc.broken_pipe:   # the reader of our output stopped (`--jsonl - | head`): a quiet end
                 return 0
+            if run_dir is None:
+                raise
             raise WriteError(f"{exc}; what was written before is kept in {run_dir}") from None
-        finally:
-            progress.close()
     note = " (interrupted)" if stats.interrupted else ""
     print(f"{stats.frames} frames, {stats.fps:.1f} FPS mean, {stats.tracks} tracks, "
           f"{stats.lost} frames lost (undecodable or unreadable), {stats.dropped} stale frames dropped{note}", file=say)
-    print(f"results saved to {run_dir}", file=say)
+    if run_dir is not None:
+        print(f"results saved to {run_dir}", file=say)
     return 130 if ctrl_c.pressed else 0

@@ -87,7 +87,7 @@ def _run_pipeline(args: argparse.Namespace, live: bool, seconds: float | None = 
 
     def on_frame(s):
         samples.append(s.frame_ms)
-        if (live and time.monotonic() > deadline) or (not live and args.frames and s.frames >= args.frames):
+        if (live and time.monotonic() > deadline) or (args.frames and s.frames >= args.frames):
             pipeline.stop()
 
     pipeline = Pipeline(estimator, detector, [stream], det_interval=args.det_interval, on_frame=on_frame)
@@ -119,7 +119,8 @@ def _median(samples: list[dict], key: str) -> float:
 def bench_e2e(args: argparse.Namespace) -> list[dict]:
     """End to end on a file (default the demo clip): FPS over the whole run and median stage ms."""
     stats, samples, decode_ms = _run_pipeline(args, live=False)
-    row = {"stage": "e2e", "frames": stats.frames, "fps": round(stats.fps, 2), "decode_ms": round(decode_ms, 2)}
+    row = {"stage": "e2e", "frames": stats.frames, "fps": round(stats.fps, 2), "decode_ms": round(decode_ms, 2),
+           "poses_per_frame": round(stats.poses / max(stats.frames, 1), 2)}
     row.update({f"{k}_ms": round(_median(samples, k), 2) for k in ("detect", "pose", "track", "render")})
     row["median_ms"] = _median(samples, "detect") + _median(samples, "pose") + _median(samples, "track")
     row["p90_ms"] = float(np.percentile([s["detect"] + s["pose"] + s["track"] for s in samples], 90))
@@ -127,8 +128,9 @@ def bench_e2e(args: argparse.Namespace) -> list[dict]:
 
 
 def bench_live(args: argparse.Namespace) -> list[dict]:
-    """The source played like a camera at its own frame rate for --seconds: capture-to-output
-    latency (median, p90, and how it drifts from the first to the last quarter) and drops."""
+    """The source played like a camera at its own frame rate for --seconds (or until --frames
+    frames were processed): capture-to-output latency (median, p90, and how it drifts from the
+    first to the last quarter) and drops."""
     stats, samples, _ = _run_pipeline(args, live=True, seconds=args.seconds)
     latency = np.array([s["latency"] for s in samples])
     quarter = max(len(latency) // 4, 1)
@@ -147,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tracker bench", description="Time tracker stages.")
     parser.add_argument("--stage", required=True, help=f"one of: {', '.join(STAGES)}")
     parser.add_argument("--people", type=int, nargs="+", default=[5, 20, 50], help="crowd sizes (track stage)")
-    parser.add_argument("--frames", type=int, default=300, help="frames per run (e2e: 0 = the whole file)")
+    parser.add_argument("--frames", type=int, default=300,
+                        help="frames per run (e2e: 0 = the whole file; live: at most, within --seconds)")
     parser.add_argument("--source", default="demo", help="video for the e2e and live stages (default demo)")
     parser.add_argument("--seconds", type=float, default=20.0, help="live stage duration")
     add_model_options(parser)

@@ -3,15 +3,16 @@
 One `Stream` per source, each with its own PoseTracker, sinks and renderer. The inference loop
 takes frames from the streams in turn; the detector runs every `det_interval` frames and in
 between the boxes come from the tracker's prediction of where its people (tentative ones
-included) are in the new frame. All people of a frame
-go to the pose network as one batch. Results pass through a bounded queue to the output thread,
+included) are in the new frame. The people of a frame whose pose the tracker needs
+(`PoseTracker.pose_needed`) go to the pose network as one batch. Results pass through a bounded queue to the output thread,
 which draws, writes the video and the exporters, and shows the window. End of input, Ctrl+C or
 q/Esc in the window close every output, so no file is left truncated.
 
 Every output of a stream holds the same frames: the frames processed and, before each, the
 frames of a file it follows that could not be decoded (a PoseTrack file keeps positions for
 the evaluation, the video the source's timing: it shows the next picture in their place). A
-live source numbers only the frames it hands on, so its stale frames leave no gap.
+live source numbers only the frames it hands on, so its stale frames leave no gap. The
+exporters get each frame's file name from an image folder (`Source.file_name`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from engines.errors import UserError
+from engines.common.boxes import keypoint_extent, usable_boxes
+from engines.errors import UserError, WriteError
 from tracker.export.video import ImageSink, VideoSink
 from tracker.render import Renderer
 from tracker.sources import CaptureThread, Frame, Source
@@ -42,23 +44,15 @@ PROPAGATE_PADDING = 0.1
 def propagate_boxes(boxes: np.ndarray, keypoints: np.ndarray, frame_w: int, frame_h: int) -> np.ndarray:
     """Boxes (N,5) for a frame without detection from people's expected poses there (the
     tracker's `predicted_people`): the extent of the confident keypoints, padded (the box itself
-    where fewer than 3 joints are confident), clamped to the frame."""
+    where fewer than 3 joints are confident); the usable ones, clamped to the frame."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 5).copy()
     if len(boxes) == 0:
         return boxes
-    confident = np.nan_to_num(keypoints[..., 2]) >= PROPAGATE_JOINT_SCORE
-    enough = confident.sum(axis=1) >= 3
-    if enough.any():
-        xy = keypoints[enough, :, :2]
-        mask = confident[enough]
-        lo = np.where(mask[..., None], xy, np.inf).min(axis=1)
-        hi = np.where(mask[..., None], xy, -np.inf).max(axis=1)
-        pad = (hi - lo) * PROPAGATE_PADDING
-        boxes[enough, :4] = np.concatenate([lo - pad, hi + pad], axis=1)
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, frame_w - 1)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, frame_h - 1)
-    size_ok = (boxes[:, 2] - boxes[:, 0] > 1) & (boxes[:, 3] - boxes[:, 1] > 1)
-    return boxes[size_ok & np.isfinite(boxes).all(axis=1)]
+    extent, count = keypoint_extent(keypoints, PROPAGATE_JOINT_SCORE)
+    enough = count >= 3
+    pad = (extent[enough, 2:] - extent[enough, :2]) * PROPAGATE_PADDING
+    boxes[enough, :4] = np.concatenate([extent[enough, :2] - pad, extent[enough, 2:] + pad], axis=1)
+    return usable_boxes(boxes, (frame_w, frame_h))[0]
 
 
 @dataclass
@@ -77,22 +71,32 @@ class Stream:
     capture: CaptureThread | None = None
     frame_ms: dict = field(default_factory=dict)     # the latest frame's per-stage ms, unsmoothed
     next_index: int = 0                              # the frame number the outputs expect next
+    poses: int = 0                                   # pose estimates made (people, over all frames)
 
     @property
     def name(self) -> str:
         return self.source.name
 
     def close(self) -> None:
-        """Finish every output, even when one fails (then re-raise the first failure). The video
-        goes first: a broken one is removed, which frees space for the other files."""
-        error = None
+        """Finish every output, even when some fail (then raise `_together` of the failures). The
+        video goes first: a broken one is removed, which frees space for the other files."""
+        errors = []
         for output in ([self.video] if self.video is not None else []) + self.writers:
             try:
                 output.close()
             except Exception as exc:
-                error = error or exc
-        if error is not None:
-            raise error
+                errors.append(exc)
+        if errors:
+            raise _together(errors)
+
+
+def _together(errors: list[Exception]) -> Exception:
+    """One exception for several failures: a bug as it is, failed writes as one WriteError that
+    names every file."""
+    bugs = [e for e in errors if not isinstance(e, WriteError)]
+    if bugs or len(errors) == 1:
+        return (bugs or errors)[0]
+    return WriteError("; ".join(str(e) for e in errors))
 
 
 @dataclass
@@ -104,6 +108,7 @@ class PipelineStats:
     dropped: int
     interrupted: bool
     latency_ms: dict
+    poses: int = 0     # pose estimates made: people whose pose the tracker needed, over all frames
 
     @property
     def fps(self) -> float:
@@ -150,22 +155,24 @@ class Pipeline:
                 stream.capture.stop()
             self._put(None)
             output.join()
-            close_error = None
+            close_errors = []
             for stream in self.streams:
                 try:
                     stream.close()
                 except Exception as exc:
-                    close_error = close_error or exc
-        if self._output_error is not None:
+                    close_errors.append(exc)
+        # after a failed write (a full disk) what could not be finished is the news: the line
+        # files end with their last whole frame, while a PoseTrack file left as its journal is missing
+        if self._output_error is not None and not (close_errors and isinstance(self._output_error, WriteError)):
             raise self._output_error
-        if close_error is not None:
-            raise close_error
+        if close_errors:
+            raise _together(close_errors)
         return PipelineStats(
             frames=sum(s.frames for s in self.streams), seconds=time.monotonic() - start,
             tracks=sum(len(s.track_ids) for s in self.streams),
             lost=sum(s.source.lost for s in self.streams),
             dropped=sum(s.capture.dropped for s in self.streams),
-            interrupted=interrupted or self._stop.is_set(),
+            interrupted=interrupted or self._stop.is_set(), poses=sum(s.poses for s in self.streams),
             latency_ms={s.name: dict(s.latency_ms) for s in self.streams})
 
     def _put(self, item) -> None:
@@ -189,7 +196,7 @@ class Pipeline:
                 frame, captured = item
                 self._put((stream, frame, captured, self._process(stream, frame)))
                 if self._output_error is not None:
-                    raise self._output_error
+                    return  # run() raises it once every output is closed
 
     def _process(self, stream: Stream, frame: Frame) -> tuple[TrackBatch, dict]:
         times = {}
@@ -200,7 +207,12 @@ class Pipeline:
         else:  # follow the tracker's people (tentative ones too) to where it predicts them now
             boxes = propagate_boxes(*stream.tracker.predicted_people(frame.timestamp), width, height)
         t1 = time.perf_counter()
-        keypoints = self.estimator.estimate(frame.image, boxes)
+        # poses only for the boxes that need one (PoseTracker.pose_needed); the others go without
+        need = stream.tracker.pose_needed(boxes, frame.timestamp)
+        keypoints = np.full((len(boxes), stream.tracker.num_joints, 3), np.nan, np.float32)
+        if need.any():
+            keypoints[need] = self.estimator.estimate(frame.image, boxes[need])
+        stream.poses += int(need.sum())
         t2 = time.perf_counter()
         tracks = stream.tracker.update(boxes, keypoints, frame.timestamp, image=frame.image)
         t3 = time.perf_counter()
@@ -229,10 +241,11 @@ class Pipeline:
         t0 = time.perf_counter()
         lost = range(stream.next_index, frame.index)
         stream.next_index = frame.index + 1
+        file_name = stream.source.file_name
         for writer in stream.writers:
             for index in lost:
-                writer.write_lost(index, index / stream.source.fps)
-            writer.write(frame.index, frame.timestamp, tracks)
+                writer.write_lost(index, index / stream.source.fps, file_name(index))
+            writer.write(frame.index, frame.timestamp, tracks, file_name(frame.index))
         stream.track_ids.update(int(i) for i in tracks.ids)
         for stage, seconds in times.items():   # this frame's detect, pose and track: in its overlay already
             _smooth(stream.latency_ms, stage, 1000.0 * seconds)

@@ -6,17 +6,22 @@ an rtsp:// / http(s):// URL, and "demo" (the clip bundled in tracker/assets/).
 Files (and finite videos at an http(s) URL, which report their length) give every decodable
 frame in order, numbered as the file numbers them: a damaged stretch of a video or an unreadable
 image keeps its numbers unused, is said in one line on stderr and counted in `lost`. Timestamps
-are the frame number over the frame rate. Live sources (cameras, rtsp, http without a length)
-are read by `CaptureThread`, where the newest frame replaces an unread one so latency stays
-flat, and numbered in the order they are handed on (a frame dropped as stale gets no number);
-their timestamps come from a monotonic clock, and a dropped stream reopens with
-exponential backoff and a bounded number of tries, each said on stderr. Every user mistake is
-a UserError. FFmpeg's own messages are silenced (set OPENCV_FFMPEG_LOGLEVEL to see them).
+are the frame number over the frame rate. Their first frame is read when they are opened, so a
+file or folder without a single decodable frame is a UserError before any work, not an empty
+run. An image folder names each frame's file (`Source.file_name`).
+
+Live sources (cameras, rtsp, http without a length) are read by `CaptureThread`, where the
+newest frame replaces an unread one so latency stays flat, and numbered in the order they are
+handed on (a frame dropped as stale gets no number); their timestamps come from a monotonic
+clock, and a dropped stream reopens with exponential backoff and a bounded number of tries,
+each said on stderr. Every user mistake is a UserError. FFmpeg's own messages are silenced (set
+OPENCV_FFMPEG_LOGLEVEL to see them).
 """
 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import socket
@@ -43,7 +48,7 @@ if "OPENCV_LOG_LEVEL" not in os.environ:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 import numpy as np  # noqa: E402
 
-from engines.detectors.base import validate_frame  # noqa: E402
+from engines.common.frames import validate_frame  # noqa: E402
 from engines.errors import UserError  # noqa: E402
 
 __all__ = ["Frame", "Source", "VideoSource", "ImageFolderSource", "LiveSource", "CaptureThread",
@@ -81,12 +86,13 @@ class SteadyClock:
     """Epoch seconds that never go back: the wall clock read once, then advanced by the monotonic
     clock, so a wall-clock step (NTP, a user changing the time) cannot reorder live frames."""
 
-    def __init__(self):
-        self._wall = time.time()
-        self._start = time.monotonic()
+    def __init__(self, wall: Callable[[], float] | None = None, monotonic: Callable[[], float] | None = None):
+        self._monotonic = monotonic or time.monotonic
+        self._wall = (wall or time.time)()
+        self._start = self._monotonic()
 
     def __call__(self) -> float:
-        return self._wall + (time.monotonic() - self._start)
+        return self._wall + (self._monotonic() - self._start)
 
 
 def _usable(image) -> bool:
@@ -113,11 +119,25 @@ class Source:
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
 
+    def file_name(self, index: int) -> str | None:
+        """The file frame `index` comes from, relative to the source's folder: None for a source
+        without files (a video, a camera), "" for a number of a folder that no file has."""
+        return None
+
     def interrupt(self) -> None:
         """Ask an iteration running on another thread to end after the current frame."""
 
     def close(self) -> None:
         """Release the device or file; only once no thread is iterating."""
+
+
+def _with_first_frame(frames: Iterator[Frame], error: str) -> Iterator[Frame]:
+    """`frames` with its first frame read now: a source without a single frame is a UserError
+    (`error`) when it is opened, before any model loads or output exists, not an empty run."""
+    first = next(frames, None)
+    if first is None:
+        raise UserError(error)
+    return itertools.chain([first], frames)
 
 
 class VideoSource(Source):
@@ -129,19 +149,33 @@ class VideoSource(Source):
     and stops when more reads failed in a row than the container has frames left (FFmpeg
     consumes at least one packet per failed read, and at the end every read fails at once) or
     for longer than READ_TIMEOUT_S (a stalled download); frames the container announced but
-    never gave are lost too. loop=True starts over at the end.
+    never gave are lost too. loop=True starts over at the end. A video that gives no frame at
+    all is a UserError when opened: at a URL, most often an MP4 with its index (moov atom) at the
+    end on a server that ignores Range requests, which FFmpeg cannot seek back in.
     """
 
     def __init__(self, path: str | os.PathLike, loop: bool = False, name: str | None = None,
                  params: list[int] | None = None):
         self.target = str(path)
-        self._capture = _open_capture(self.target, f"cannot decode video {self.target}", params)
+        hint = ""
+        if urlparse(self.target).scheme in ("http", "https"):
+            hint = " (the server must support Range requests, or the MP4 be fast-start: its moov atom first)"
+        self._capture = _open_capture(self.target, f"cannot decode video {self.target}{hint}", params)
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
         super().__init__(name or Path(path).stem, fps if 0 < fps < 1000 else 30.0, count if count > 0 else None)
         self.loop = loop
+        try:
+            self._frames = _with_first_frame(self._passes(), f"no frame of video {self.target} could be "
+                                                             f"decoded{hint}")
+        except UserError:
+            self._capture.release()
+            raise
 
     def __iter__(self) -> Iterator[Frame]:
+        return self._frames
+
+    def _passes(self) -> Iterator[Frame]:
         first = 0
         while True:
             after = yield from self._read_once(first)
@@ -151,7 +185,8 @@ class VideoSource(Source):
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
 
     def _read_once(self, first: int):
-        """One pass over the file, its frames numbered from `first`; returns the number after its last."""
+        """One pass over the file, its frames numbered from `first`; returns the number after its
+        last, or `first` without a word when it gave no frame (the caller decides what that means)."""
         last = -1                 # number in the file of the last frame given
         last_ms = None            # its container timestamp
         failures = 0              # reads failed since then
@@ -172,6 +207,8 @@ class VideoSource(Source):
                 self._report_lost(first + last + 1, first + number - 1)
             last, last_ms, failures = number, ms, 0
             yield Frame(first + number, (first + number) / self.fps, image)
+        if last < 0:
+            return first
         end = last + 1
         if self.num_frames is not None and self.num_frames > end:
             # where is unknown: some demuxers (AVI) renumber the frames after a damaged stretch
@@ -215,21 +252,44 @@ class ImageFolderSource(Source):
     files go in that numeric order and frame k is the file numbered first + k: 000001.jpg of a
     MOTChallenge folder and 000000.jpg of a PoseTrack one are both frame 0, and a missing or
     unreadable file leaves its number unused. Otherwise the files go in name order, numbered by
-    position. Unreadable files are said on stderr and counted in `lost`.
+    position. Unreadable files are said on stderr and counted in `lost`; none readable is a
+    UserError when opened. `file_name(k)` is frame k's file relative to the folder (for a glob,
+    the deepest folder holding every match).
     """
 
     def __init__(self, paths: list[Path], name: str, fps: float = 30.0):
         self.paths, self.numbers = _number_images(paths)
         super().__init__(name, fps, len(self.paths))
+        root = Path(os.path.commonpath([p.parent for p in self.paths]))
+        self._files = {number: path.relative_to(root).as_posix() for path, number in zip(self.paths, self.numbers)}
+        error = (f"cannot read image {self.paths[0]}: damaged, empty or not an image" if len(self.paths) == 1 else
+                 f"none of the {len(self.paths)} images in {root} can be read: damaged, empty or not images")
+        self._frames = _with_first_frame(self._read(), error)
 
     def __iter__(self) -> Iterator[Frame]:
+        return self._frames
+
+    def file_name(self, index: int) -> str:
+        return self._files.get(index, "")
+
+    def _read(self) -> Iterator[Frame]:
+        # unreadable files are said once a readable one is found: a folder with none is one error line
+        unsaid, found = [], False
         for path, number in zip(self.paths, self.numbers):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if not _usable(image):
-                self.lost += 1
-                say(f"{self.name}: unreadable image {path} skipped (frame {number})")
+            if _usable(image):
+                found = True
+                for line in unsaid:
+                    say(line)
+                unsaid.clear()
+                yield Frame(number, number / self.fps, image)
                 continue
-            yield Frame(number, number / self.fps, image)
+            self.lost += 1
+            line = f"{self.name}: unreadable image {path} skipped (frame {number})"
+            if found:
+                say(line)
+            else:
+                unsaid.append(line)
 
 
 def _number_images(paths: list[Path]) -> tuple[list[Path], list[int]]:
@@ -476,9 +536,6 @@ def open_source(spec: str | int | os.PathLike, loop: bool = False, live: bool = 
         raise UserError(f"source not found: {text} (expected webcam[:N], a video, an image folder, "
                         f"a glob, a URL or 'demo')")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        # a folder may lose a file (said, counted); a picture that is the whole source may not
-        if not _usable(cv2.imread(str(path), cv2.IMREAD_COLOR)):
-            raise UserError(f"cannot read image {path}: damaged, empty or not an image")
         return ImageFolderSource([path], path.stem)
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise UserError(f"unsupported source format {path.suffix or '(no extension)'}: {path}")

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from engines.pose.geometry import PIXEL_STD, affine_points, get_affine_transform
-from engines.pose.normalization import IMAGENET_MEAN, IMAGENET_STD
+from engines.models.catalogue import IMAGENET_MEAN, IMAGENET_STD
 from engines.errors import UserError
 from engines.pose.schemas import KeypointSchema
 from trainer.targets import fliplr_joints, generate_target
@@ -158,7 +158,7 @@ class TopDownTransform:
                 if rng.random() <= self.prob_rotation else 0.0
             if self.flip and rng.random() <= 0.5:
                 image_rgb = image_rgb[:, ::-1]
-                joints, vis = fliplr_joints(joints, vis, image_rgb.shape[1], self.schema.flip_pairs)
+                joints, vis = fliplr_joints(joints, vis, image_rgb.shape[1], self.schema.flip_permutation())
                 center[0] = image_rgb.shape[1] - center[0] - 1
         trans = get_affine_transform(center, scale, rot, self.image_size)
         crop = cv2.warpAffine(np.ascontiguousarray(image_rgb), trans, tuple(int(v) for v in self.image_size),

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from engines.errors import UserError
-from engines.hub.atomic import save_torch_atomic
+from engines.common.files import save_torch_atomic
 from engines.models.weights import load_state_dict_file
 
 __all__ = ["main", "to_half"]

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from engines.formats.coco_eval import coco_ap
 from engines.detectors.centernet import NARROW, CenterNetNet, decode_centernet, widths_of
-from engines.detectors.onnx_yolo import PAD_VALUE, letterbox
+from engines.common.letterbox import PAD_VALUE, letterbox
 from engines.errors import UserError
 from engines.formats.coco import PersonBoxes, load_person_boxes
 from trainer.datasets.base import read_image, resolve
@@ -199,7 +199,7 @@ class DetectorTrainer(Trainer):
     def validate(self, results_path: Path | None = None) -> dict:
         results = predict_boxes(unwrap(self.model), self.val_loader, self.device, self.progress)
         if results_path is not None:
-            from engines.hub.atomic import write_json_atomic
+            from engines.common.files import write_json_atomic
 
             write_json_atomic(results_path, results)
         stats = coco_ap(self.data.val_annotations, results, "bbox")

@@ -17,7 +17,7 @@ __all__ = ["predict", "rescore_and_nms", "to_coco_results"]
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader, flip_pairs, device: torch.device, flip_test: bool = True,
+def predict(model: torch.nn.Module, loader, flip_order, device: torch.device, flip_test: bool = True,
             shift_heatmap: bool = True, decode: str = "standard", criterion=None,
             channels_last: bool = False, progress: bool = True) -> dict:
     """Run `model` over a validation loader; returns arrays keypoints (N,J,3), centers, scales,
@@ -37,9 +37,9 @@ def predict(model: torch.nn.Module, loader, flip_pairs, device: torch.device, fl
         if flip_test:
             flipped = model(x.flip(3)).float().cpu().numpy()
             if shift_heatmap:
-                hm = fuse_flip(hm, flipped, flip_pairs)
+                hm = fuse_flip(hm, flipped, flip_order)
             else:
-                hm = (hm + flip_back(flipped, flip_pairs)) * 0.5
+                hm = (hm + flip_back(flipped, flip_order)) * 0.5
         centers, scales = batch["center"].numpy(), batch["scale"].numpy()
         out["keypoints"].append(decode_heatmaps(hm, centers, scales, method=decode))
         out["centers"].append(centers)

@@ -9,7 +9,7 @@ import csv
 import io
 from pathlib import Path
 
-from engines.hub.atomic import atomic_path, write_text_atomic
+from engines.common.files import atomic_path, write_text_atomic
 
 __all__ = ["CSV_FIELDS", "write_metrics_csv", "write_plots"]
 

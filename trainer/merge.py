@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engines.errors import UserError
 from engines.formats.coco import entry_error, read_json
-from engines.hub.atomic import write_json_atomic
+from engines.common.files import write_json_atomic
 
 __all__ = ["main", "merge_coco"]
 

@@ -44,16 +44,14 @@ def generate_target(joints: np.ndarray, joints_vis: np.ndarray, image_size, heat
     return target, target_weight.astype(np.float32)
 
 
-def fliplr_joints(joints: np.ndarray, joints_vis: np.ndarray, width: int, flip_pairs):
+def fliplr_joints(joints: np.ndarray, joints_vis: np.ndarray, width: int, flip_order):
     """Mirror joints (J,3) horizontally in an image `width` wide (x -> width - x - 1), swap
-    left/right rows, zero invisible joints (official). Returns (joints, joints_vis) copies."""
+    left/right rows (`flip_order`: the schema's flip_permutation), zero invisible joints
+    (official). Returns (joints, joints_vis) copies."""
     joints = np.array(joints, copy=True)
     vis = np.array(joints_vis, copy=True)
     joints[:, 0] = width - joints[:, 0] - 1
-    perm = np.arange(len(joints))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
-    joints, vis = joints[perm], vis[perm]
+    joints, vis = joints[flip_order], vis[flip_order]
     return joints * vis, vis
 
 

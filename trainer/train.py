@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from engines.hub.atomic import save_torch_atomic, write_json_atomic
+from engines.common.files import save_torch_atomic, write_json_atomic
 from engines.formats.coco_eval import coco_keypoint_ap
 from engines.errors import UserError
 from engines.models.presets import build_network
@@ -277,7 +277,7 @@ class Trainer:
         the COCO results JSON goes to `results_path` when given."""
         cfg, data = self.cfg, self.data
         with_loss = cfg.TEST.USE_GT_BBOX or data.val_annotations is None
-        pred = predict(unwrap(self.model), self.val_loader, data.schema.flip_pairs, self.device,
+        pred = predict(unwrap(self.model), self.val_loader, data.schema.flip_permutation(), self.device,
                        cfg.TEST.FLIP_TEST, cfg.TEST.SHIFT_HEATMAP, cfg.TEST.DECODE,
                        self.criterion if with_loss else None, cfg.TRAIN.CHANNELS_LAST, self.progress)
         out = {"val_loss": pred.get("loss", "")}

@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         trainer = make_trainer(cfg, ctx, progress=not args.no_progress)  # checks data before any output
         if ctx.is_main:
-            from engines.hub.atomic import write_text_atomic
+            from engines.common.files import write_text_atomic
 
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.yaml", dump_config(cfg))

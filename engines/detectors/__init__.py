@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from engines.detectors.base import Detector, validate_frame
-from engines.detectors.nms import box_iou, nms
+from engines.detectors.base import Detector
+from engines.detectors.nms import nms
 from engines.errors import UserError
 
-__all__ = ["Detector", "validate_frame", "nms", "box_iou", "load_detector"]
+__all__ = ["Detector", "nms", "load_detector"]
 
 
 def load_detector(name: str, device: str = "cpu", cache: str | None = None, **options) -> Detector:

@@ -8,28 +8,22 @@ from typing import Sequence
 
 import numpy as np
 
+from engines.common.boxes import usable_boxes
+from engines.common.frames import validate_frame
 from engines.detectors.nms import nms
-from engines.errors import UserError
 
-__all__ = ["Detector", "validate_frame"]
-
-
-def validate_frame(frame) -> np.ndarray:
-    """The frame itself if it is an HxWx3 uint8 BGR image, else UserError."""
-    if not isinstance(frame, np.ndarray):
-        raise UserError(f"frame must be a numpy array, got {type(frame).__name__}")
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise UserError(f"frame must be HxWx3 BGR, got shape {frame.shape}")
-    if frame.dtype != np.uint8:
-        raise UserError(f"frame must be uint8, got {frame.dtype}")
-    if frame.shape[0] < 8 or frame.shape[1] < 8:
-        raise UserError(f"frame is too small to detect people in: {frame.shape[1]}x{frame.shape[0]}")
-    return frame
+__all__ = ["Detector"]
 
 
 class Detector(ABC):
     """Person detector. `detect(frame)` -> (N,5) float32 x1, y1, x2, y2, score, best first,
-    scores >= score_thresh, overlaps above nms_thresh removed, at most max_people rows."""
+    scores >= score_thresh, overlaps above nms_thresh removed, at most max_people rows, clamped
+    to the frame (the usable ones: engines.common.boxes). NMS works as the family's own code
+    does: on boxes clamped first (this project's detectors) or as the network gave them (YOLO
+    families), and with `nms_offset` added to widths and heights (1: YOLOX's pixel count)."""
+
+    nms_on_clamped = True
+    nms_offset = 0.0
 
     def __init__(self, score_thresh: float = 0.3, nms_thresh: float = 0.5, max_people: int = 100):
         self.score_thresh = float(score_thresh)
@@ -52,9 +46,8 @@ class Detector(ABC):
     def _finish(self, boxes: np.ndarray, shape) -> np.ndarray:
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
         boxes = boxes[np.isfinite(boxes).all(axis=1) & (boxes[:, 4] >= self.score_thresh)]
-        h, w = shape[:2]
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
-        keep = nms(boxes[:, :4], boxes[:, 4], self.nms_thresh, self.max_people)
-        return np.ascontiguousarray(boxes[keep], dtype=np.float32)
+        frame_wh = (shape[1], shape[0])
+        if self.nms_on_clamped:
+            boxes = usable_boxes(boxes, frame_wh)[0]
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], self.nms_thresh, self.max_people, self.nms_offset)]
+        return np.ascontiguousarray(usable_boxes(boxes, frame_wh)[0], dtype=np.float32)

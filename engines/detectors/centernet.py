@@ -17,7 +17,7 @@ from scipy.ndimage import maximum_filter
 from torch import nn
 
 from engines.detectors.base import Detector
-from engines.detectors.onnx_yolo import letterbox
+from engines.common.letterbox import letterbox
 
 __all__ = ["CenterNetNet", "widths_of", "PackedHeads", "decode_centernet", "CenterNetDetector",
            "load_centernet", "STRIDE", "BUNDLED", "BUNDLED_INPUT"]

@@ -9,48 +9,18 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from engines.common.letterbox import letterbox
 from engines.detectors.base import Detector
 from engines.errors import UserError
 
-__all__ = ["Letterbox", "letterbox", "OnnxYoloDetector", "open_onnx_detector"]
-
-PAD_VALUE = 114
-
-
-class Letterbox:
-    """How a frame was fitted into the network input: resized by `ratio`, then offset by `pad`."""
-
-    def __init__(self, ratio: float, pad_xy: tuple[float, float]):
-        self.ratio = ratio
-        self.pad = np.array(pad_xy, dtype=np.float32)
-
-    def to_frame(self, boxes_xyxy: np.ndarray) -> np.ndarray:
-        """Boxes from network-input pixels back to frame pixels."""
-        return (boxes_xyxy - np.tile(self.pad, 2)) / self.ratio
-
-
-def letterbox(frame: np.ndarray, size_wh: tuple[int, int], centred: bool) -> tuple[np.ndarray, Letterbox]:
-    """Resize keeping aspect so the frame fits `size_wh`, pad with grey 114: at the bottom/right
-    (YOLOX) or evenly on both sides (Ultralytics, `centred`)."""
-    h, w = frame.shape[:2]
-    out_w, out_h = size_wh
-    ratio = min(out_w / w, out_h / h)
-    new_w, new_h = int(round(w * ratio)), int(round(h * ratio))
-    resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((out_h, out_w, 3), PAD_VALUE, dtype=np.uint8)
-    if centred:
-        # Ultralytics splits an odd padding with the extra pixel at the bottom/right
-        left, top = int(round((out_w - new_w) / 2 - 0.1)), int(round((out_h - new_h) / 2 - 0.1))
-    else:
-        left = top = 0
-    canvas[top:top + new_h, left:left + new_w] = resized
-    return canvas, Letterbox(ratio, (left, top))
-
+__all__ = ["OnnxYoloDetector", "open_onnx_detector"]
 
 class OnnxYoloDetector(Detector):
     """Base for single-stage YOLO ONNX exports run with onnxruntime, person class only."""
 
     centred_letterbox = False
+    truncated_resize = False
+    nms_on_clamped = False      # both families' NMS sees the boxes before they are clamped
     default_size = 640
 
     def __init__(self, path: str | Path, person_class: int = 0, threads: int | None = None,
@@ -88,9 +58,13 @@ class OnnxYoloDetector(Detector):
     def check_output(self, output: np.ndarray) -> None:
         raise NotImplementedError
 
+    def inputs(self, frames) -> tuple[np.ndarray, list]:
+        """(the network input batch, each frame's Letterbox) for BGR frames."""
+        boxed = [letterbox(f, self.input_size, self.centred_letterbox, self.truncated_resize) for f in frames]
+        return np.stack([self.preprocess(img) for img, _ in boxed]), [box for _, box in boxed]
+
     def candidates(self, frames):
-        boxed = [letterbox(f, self.input_size, self.centred_letterbox) for f in frames]
-        batch = np.stack([self.preprocess(img) for img, _ in boxed])
+        batch, letterboxes = self.inputs(frames)
         chunk = self.fixed_batch or len(batch)
         outputs = []
         for start in range(0, len(batch), chunk):
@@ -98,7 +72,7 @@ class OnnxYoloDetector(Detector):
             self.check_output(out)
             outputs.extend(out)
         results = []
-        for out, (_, box) in zip(outputs, boxed):
+        for out, box in zip(outputs, letterboxes):
             people = self.decode(out)
             people[:, :4] = box.to_frame(people[:, :4])
             results.append(people)

@@ -34,7 +34,12 @@ def yolox_grid(size_wh: tuple[int, int], strides=STRIDES) -> tuple[np.ndarray, n
 
 
 class YoloxDetector(OnnxYoloDetector):
+    """As the official YOLOX ONNX path (demo/ONNXRuntime/onnx_inference.py): the resize truncates
+    `w * r` and `h * r`, and NMS counts a box's pixels inclusively (demo_utils.nms: +1)."""
+
     centred_letterbox = False
+    truncated_resize = True
+    nms_offset = 1.0
     default_size = 640
 
     def __init__(self, path, grid_decoded: bool = False, **options):

@@ -15,6 +15,11 @@ A joint is "present" unless it is stored as (0, 0, 0), the rule the official con
 0..14 in poseval's order (right_ankle .. left_wrist, head_bottom, nose, head_top); the ears do
 not exist there and read back as (0, 0, 0).
 
+Annotation ids are the image id followed by the person's row (`annotation_id`): `image_id * 100
++ row` as poseval's converter writes them, with more digits for the row in a file whose most
+crowded frame holds 100 people or more, so that they stay unique (poseval itself pairs people
+with images by `image_id`).
+
 Malformed files raise `UserError` naming the file and the problem. Writes are atomic.
 """
 
@@ -28,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from engines.hub.atomic import write_json_atomic
+from engines.common.files import write_json_atomic
 from engines.errors import UserError
 from engines.pose.schemas import POSETRACK18
 
 __all__ = [
     "PoseTrackFrame", "PoseTrackSequence", "POSETRACK17_JOINTS", "load_sequence", "load_sequence_dir",
     "sequence_from_dict", "to_posetrack18_dict", "to_posetrack17_dict", "write_posetrack18",
-    "write_posetrack17", "joints_present", "make_image_id",
+    "write_posetrack17", "joints_present", "make_image_id", "annotation_id", "row_digits",
 ]
 
 NUM_JOINTS = POSETRACK18.num_joints
@@ -93,6 +98,18 @@ def joints_present(keypoints: np.ndarray) -> np.ndarray:
 def make_image_id(vid_id: int, frame_index: int) -> int:
     """PoseTrack 2018 image id `1SSSSSSFFFF`: a leading 1, six digits of video id, four of frame."""
     return 10_000_000_000 + int(vid_id) * 10_000 + int(frame_index)
+
+
+def row_digits(most_people: int) -> int:
+    """Digits of the person's row in the annotation ids of a file whose most crowded frame holds
+    `most_people`: 2 (the official form) up to 100 people, more beyond."""
+    return max(2, len(str(most_people - 1)))
+
+
+def annotation_id(image_id: int, row: int, digits: int) -> int:
+    """The id of the annotation of person `row` of image `image_id`; with the file's
+    `row_digits` every row fits in its digits, so no two annotations of a file share an id."""
+    return int(image_id) * 10 ** digits + row
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -345,6 +362,7 @@ def _xyxy_to_xywh(b: np.ndarray) -> list:
 def to_posetrack18_dict(seq: PoseTrackSequence) -> dict:
     """The PoseTrack 2018 JSON object for one sequence, with the single `person` category."""
     images, annotations = [], []
+    digits = row_digits(max((frame.num_people for frame in seq.frames), default=0))
     for frame in seq.frames:
         image = dict(frame.extra)
         image.update({
@@ -356,7 +374,7 @@ def to_posetrack18_dict(seq: PoseTrackSequence) -> dict:
         images.append(image)
         for r in range(frame.num_people):
             ann = {
-                "image_id": int(frame.image_id), "id": int(frame.image_id) * 100 + r,
+                "image_id": int(frame.image_id), "id": annotation_id(frame.image_id, r, digits),
                 "track_id": int(frame.track_ids[r]), "category_id": 1,
                 "keypoints": [_num(v) for v in frame.keypoints[r].reshape(-1)],
                 "scores": [] if np.all(np.isnan(frame.scores[r])) else

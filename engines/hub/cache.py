@@ -7,7 +7,9 @@ that keep their own copy of the files.
 
 A cached file is trusted only after its SHA-256 matched: the size, modification time and hash of
 that check are remembered beside it (`<file>.verified`), so later runs skip the hashing until the
-file changes. A file that fails the check is deleted and fetched again, never used.
+file changes. A cached file that fails the check is never used: it is moved aside to
+`<file>.rejected` (it may be the user's own copy), said on stderr, and fetched again. A download
+that fails the check is deleted.
 
 `python -m engines fetch NAME` fetches one model; `--list` prints the catalogue and what is cached.
 """
@@ -97,6 +99,15 @@ def _forget(path: Path) -> None:
     _marker(path).unlink(missing_ok=True)
 
 
+def _reject(path: Path) -> Path:
+    """Move a cached file that failed its check out of the way (not deleted: it may be the only
+    copy of someone's file); returns where it went."""
+    rejected = path.with_name(path.name + ".rejected")
+    os.replace(path, rejected)
+    _marker(path).unlink(missing_ok=True)
+    return rejected
+
+
 def is_cached(model: PoseModel | DetectorModel, cache: str | os.PathLike | None = None) -> bool:
     """True when the model's file is present (bundled, or in the cache with a remembered check;
     this does not hash: `fetch` does)."""
@@ -118,8 +129,9 @@ def fetch(name: str, cache: str | os.PathLike | None = None, progress: bool = Tr
     if digest is not None and digest.startswith(expected):
         return path
     if digest is not None:
-        print(f"{path} does not match the published hash of {name}: fetching it again", file=sys.stderr)
-        _forget(path)
+        rejected = _reject(path)
+        print(f"{path} does not match the published hash of {name}: moved to {rejected}; fetching it again",
+              file=sys.stderr)
     url = model_url(model)
     try:
         download(url, path, progress=progress)  # hashed once, below, and remembered

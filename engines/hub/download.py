@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from engines.errors import UserError
 
@@ -51,11 +52,13 @@ def _check_hash(path: Path, sha256: str | None, sha256_prefix: str | None) -> No
 
 
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, sha256_prefix: str | None = None,
-             progress: bool = True, timeout: float = 30.0, deadline: float = DEADLINE_S) -> Path:
+             progress: bool = True, timeout: float = 30.0, deadline: float = DEADLINE_S,
+             clock: Callable[[], float] = time.monotonic) -> Path:
     """Fetch `url` to `dest` (resuming a previous partial download), check its SHA-256 (full
-    hash, or the leading hex digits some model zoos put in file names), and return `dest`."""
+    hash, or the leading hex digits some model zoos put in file names), and return `dest`.
+    `clock` (seconds) measures the deadline."""
     dest = Path(dest)
-    started = time.monotonic()
+    started = clock()
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
@@ -84,7 +87,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, sha25
                 # read1: whatever has arrived, so that the deadline is checked while bytes trickle
                 for block in iter(lambda: response.read1(CHUNK), b""):
                     out.write(block)
-                    if time.monotonic() - started > deadline:
+                    if clock() - started > deadline:
                         raise DownloadError(f"download of {dest.name} took longer than {deadline:.0f} s; "
                                             "run the same command again to resume")
                     if bar is not None:

@@ -17,11 +17,13 @@ from pathlib import PurePosixPath
 
 from engines.errors import UserError
 from engines.models.presets import Preset, get_preset
-from engines.pose.normalization import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["Weights", "PoseModel", "DetectorModel", "CATALOGUE", "get_model", "names",
-]
+__all__ = ["Weights", "PoseModel", "DetectorModel", "CATALOGUE", "get_model", "names", "IMAGENET_MEAN",
+           "IMAGENET_STD"]
 
+# the input normalisation of every pose model here (RGB, on the 0..1 scale)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,11 @@ class PoseModel:
     weights: Weights
     licence: str
     accuracy: str                     # what its publisher reports, with the data set
-    mean: tuple[float, float, float] = IMAGENET_MEAN   # RGB, 0..1 scale; every model here uses
-    std: tuple[float, float, float] = IMAGENET_STD     # these (engines.pose.normalization)
+    # the heatmap decode's rule of the family's publisher (engines.pose.codec): "mmpose" for
+    # mmpose's model zoo, "hrnet" for the official HRNet code and this project's trainer
+    decode_rule: str = "hrnet"
+    mean: tuple[float, float, float] = IMAGENET_MEAN   # input normalisation, RGB, 0..1 scale
+    std: tuple[float, float, float] = IMAGENET_STD
     task: str = "pose"
 
     @property
@@ -105,26 +110,26 @@ CATALOGUE: dict[str, PoseModel | DetectorModel] = {m.name: m for m in (
     # pose, real-world (COCO val2017 AP with flip test and detected people, as published)
     PoseModel("hrnet-w32-coco", "w32_256x192",
               Weights(url=_MMPOSE + "hrnet/hrnet_w32_coco_256x192-c78dce93_20200708.pth", sha256_prefix="c78dce93"),
-              "Apache-2.0 (mmpose)", "COCO AP 74.6 (mmpose)"),
+              "Apache-2.0 (mmpose)", "COCO AP 74.6 (mmpose)", decode_rule="mmpose"),
     PoseModel("hrnet-w48-coco", "w48_384x288",
               Weights(url=_MMPOSE + "hrnet/hrnet_w48_coco_384x288-314c8528_20200708.pth", sha256_prefix="314c8528"),
-              "Apache-2.0 (mmpose)", "COCO AP 78.1 (mmpose)"),
+              "Apache-2.0 (mmpose)", "COCO AP 78.1 (mmpose)", decode_rule="mmpose"),
     PoseModel("litehrnet18-coco", "litehrnet18_256x192",
               Weights(url=_MMPOSE + "litehrnet/litehrnet18_coco_256x192-6bace359_20211230.pth",
                       sha256_prefix="6bace359"),
-              "Apache-2.0 (mmpose)", "COCO AP 64.2 (mmpose)"),
+              "Apache-2.0 (mmpose)", "COCO AP 64.2 (mmpose)", decode_rule="mmpose"),
     PoseModel("litehrnet30-coco", "litehrnet30_256x192",
               Weights(url=_MMPOSE + "litehrnet/litehrnet30_coco_256x192-4176555b_20210626.pth",
                       sha256_prefix="4176555b"),
-              "Apache-2.0 (mmpose)", "COCO AP 67.6 (mmpose)"),
+              "Apache-2.0 (mmpose)", "COCO AP 67.6 (mmpose)", decode_rule="mmpose"),
     PoseModel("litehrnet18-coco-384x288", "litehrnet18_384x288",
               Weights(url=_MMPOSE + "litehrnet/litehrnet18_coco_384x288-8d4dac48_20211230.pth",
                       sha256_prefix="8d4dac48"),
-              "Apache-2.0 (mmpose)", "COCO AP 67.6 (mmpose)"),
+              "Apache-2.0 (mmpose)", "COCO AP 67.6 (mmpose)", decode_rule="mmpose"),
     PoseModel("litehrnet30-coco-384x288", "litehrnet30_384x288",
               Weights(url=_MMPOSE + "litehrnet/litehrnet30_coco_384x288-a3aef5c4_20210626.pth",
                       sha256_prefix="a3aef5c4"),
-              "Apache-2.0 (mmpose)", "COCO AP 70.0 (mmpose)"),
+              "Apache-2.0 (mmpose)", "COCO AP 70.0 (mmpose)", decode_rule="mmpose"),
     # pose, bundled
     PoseModel("lite_w32_160x128", "lite_w32_160x128", Weights(bundled="lite_w32_160x128.pth"),
               "MIT (this project)", f"synthetic OKS AP 67.4; {_BUNDLED_NOTE}"),
@@ -132,10 +137,15 @@ CATALOGUE: dict[str, PoseModel | DetectorModel] = {m.name: m for m in (
               "MIT (this project)", f"synthetic OKS AP 61.1, 2.5x faster than lite_w32; {_BUNDLED_NOTE}"),
     # person detectors (YOLOX: COCO val2017 box AP over 80 classes, as published; the release
     # publishes no checksums: these SHA-256 are of the 0.1.1rc0 files as pinned downstream)
+    # thresholds by the share rule on the 26 real people of ../shared/data (COCO and PoseTrack18
+    # samples; README "Models"): `python -m engines calibrate --rule share --det yolox:NANO.onnx
+    # --data coco_sample/test_coco.json --data posetrack18_sample/annotations/test_posetrack18_val.json
+    # --images coco_sample --images posetrack18_sample`, on an export of the same weights
     DetectorModel("yolox-nano", "yolox", (416, 416),
                   Weights(url=_YOLOX + "yolox_nano.onnx",
                           sha256="c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d"),
-                  "Apache-2.0 (Megvii)", "COCO box AP 25.8"),
+                  "Apache-2.0 (Megvii)", "COCO box AP 25.8",
+                  low_score=0.192, high_score=0.276, new_track_score=0.412),
     DetectorModel("yolox-tiny", "yolox", (416, 416),
                   Weights(url=_YOLOX + "yolox_tiny.onnx",
                           sha256="427cc366d34e27ff7a03e2899b5e3671425c262ea2291f88bb942bc1cc70b0f7"),

@@ -1,5 +1,16 @@
-"""Heatmap codec as the official HRNet code does it: argmax + quarter-pixel decode (or DARK),
-back-projection to the image, flip-test fusion (the training targets are in trainer.targets).
+"""Heatmap codec in numpy: argmax + quarter-pixel decode (or DARK), back-projection to the image,
+flip-test fusion (the training targets are in trainer.targets). engines.pose.torch_ops has the
+same functions, with the same arguments, on torch tensors.
+
+The quarter-pixel step follows the rule of the family's publisher (`rule`), so that official
+weights give their published accuracy:
+- "hrnet": the official HRNet code (and Simple Baselines, and this project's trainer). A joint
+  with no positive response sits at the heatmap origin (0, 0); a peak moves a quarter pixel
+  towards its higher neighbour on both axes, only when it lies inside on both
+  (1 < x < W-1 and 1 < y < H-1).
+- "mmpose": mmpose 1.x's MSRAHeatmap codec. No positive response: (-1, -1); x moves when
+  1 < x < W-1 and 0 < y < H, y when 1 < y < H-1 and 0 < x < W, each axis on its own.
+DARK's step needs the peak two pixels from every edge under both rules.
 
 Heatmaps are (N, J, H, W) float arrays; all functions work on whole batches at once.
 """
@@ -11,37 +22,52 @@ import numpy as np
 
 from engines.pose.geometry import PIXEL_STD
 
-__all__ = ["get_max_preds", "decode_heatmaps", "newton_step_terms", "heatmap_to_image", "flip_back",
-           "fuse_flip"]
+__all__ = ["RULES", "METHODS", "NO_RESPONSE", "get_max_preds", "decode_heatmaps", "newton_step_terms", "quarter_steps",
+           "heatmap_to_image", "flip_back", "fuse_flip", "check_decode"]
+
+RULES = ("hrnet", "mmpose")
+METHODS = ("standard", "dark")
+# where a joint with no positive response is put, per rule
+NO_RESPONSE = {"hrnet": 0.0, "mmpose": -1.0}
 
 
-def get_max_preds(heatmaps: np.ndarray):
+def get_max_preds(heatmaps: np.ndarray, rule: str = "hrnet"):
     """Integer argmax coords (N,J,2) float32 (x, y) and maxvals (N,J,1) float32. Joints whose
-    maximum is <= 0 get coords (0, 0); ties go to the first index in row-major order."""
+    maximum is <= 0 go where `rule` puts them; ties go to the first index in row-major order."""
     hm = np.asarray(heatmaps)
     n, j, h, w = hm.shape
     flat = hm.reshape(n, j, h * w)
     idx = np.argmax(flat, axis=2)
     maxvals = np.take_along_axis(flat, idx[..., None], axis=2).astype(np.float32)
     preds = np.stack([idx % w, idx // w], axis=2).astype(np.float32)
-    preds *= (maxvals > 0).astype(np.float32)
+    preds[~(maxvals[..., 0] > 0)] = NO_RESPONSE[rule]   # NaN included
     return preds, maxvals
 
 
-def _quarter_offset(hm: np.ndarray, preds: np.ndarray) -> np.ndarray:
-    """Move each argmax a quarter pixel towards the higher neighbour, per axis, only for peaks
-    strictly inside (1 < px < W-1, 1 < py < H-1), as the official POST_PROCESS does."""
+def quarter_steps(px, py, width: int, height: int, rule: str):
+    """(step x, step y): whether `rule` moves the peak at integer (px, py) on each axis. Plain
+    comparisons, so numpy arrays and torch tensors (engines.pose.torch_ops) both work."""
+    if rule == "hrnet":
+        both = (px > 1) & (px < width - 1) & (py > 1) & (py < height - 1)
+        return both, both
+    return ((px > 1) & (px < width - 1) & (py > 0) & (py < height),
+            (py > 1) & (py < height - 1) & (px > 0) & (px < width))
+
+
+def _quarter_offset(hm: np.ndarray, preds: np.ndarray, rule: str) -> np.ndarray:
+    """Move each argmax a quarter pixel towards the higher neighbour, per axis, where `rule` says."""
     n, j, h, w = hm.shape
     px = np.floor(preds[..., 0] + 0.5).astype(np.int64)
     py = np.floor(preds[..., 1] + 0.5).astype(np.int64)
-    inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
-    # clip only so the gathers stay in range; rows outside `inside` are ignored
-    xc, yc = np.clip(px, 1, w - 2), np.clip(py, 1, h - 2)
+    step_x, step_y = quarter_steps(px, py, w, h, rule)
+    # clipped only so the gathers stay in range; where an axis does not step its value is unused
+    xs, ys = np.clip(px, 0, w - 1), np.clip(py, 0, h - 1)
+    xi, yi = np.clip(px, 1, w - 2), np.clip(py, 1, h - 2)
     ni, ji = np.ogrid[:n, :j]
-    diff_x = hm[ni, ji, yc, xc + 1] - hm[ni, ji, yc, xc - 1]
-    diff_y = hm[ni, ji, yc + 1, xc] - hm[ni, ji, yc - 1, xc]
-    offset = np.stack([np.sign(diff_x), np.sign(diff_y)], axis=2).astype(np.float32) * np.float32(0.25)
-    return preds + offset * inside[..., None]
+    diff_x = hm[ni, ji, ys, xi + 1] - hm[ni, ji, ys, xi - 1]
+    diff_y = hm[ni, ji, yi + 1, xs] - hm[ni, ji, yi - 1, xs]
+    offset = np.stack([np.sign(diff_x) * step_x, np.sign(diff_y) * step_y], axis=2)
+    return preds + offset.astype(np.float32) * np.float32(0.25)
 
 
 def _dark_offset(hm: np.ndarray, preds: np.ndarray, blur_sigma: float) -> np.ndarray:
@@ -78,7 +104,7 @@ def _dark_offset(hm: np.ndarray, preds: np.ndarray, blur_sigma: float) -> np.nda
 def newton_step_terms(at):
     """DARK's step from `at(dy, dx)`, the log map around each peak: central differences give the
     gradient g and Hessian H, and the offset -H^-1 g is (num_x / det, num_y / det) for the 2x2
-    case. Plain arithmetic, so numpy arrays and torch tensors (engines.runtimes.gpu_ops) both work."""
+    case. Plain arithmetic, so numpy arrays and torch tensors (engines.pose.torch_ops) both work."""
     dx = 0.5 * (at(0, 1) - at(0, -1))
     dy = 0.5 * (at(1, 0) - at(-1, 0))
     dxx = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
@@ -97,39 +123,44 @@ def heatmap_to_image(coords: np.ndarray, centers: np.ndarray, scales: np.ndarray
     return (centers + (np.asarray(coords, dtype=np.float64) - half) * factor).astype(np.float32)
 
 
+def check_decode(method: str, rule: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown decode method {method!r}: use one of {', '.join(METHODS)}")
+    if rule not in RULES:
+        raise ValueError(f"unknown decode rule {rule!r}: use one of {', '.join(RULES)}")
+
+
 def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                    method: str = "standard", blur_sigma: float = 2.0) -> np.ndarray:
+                    method: str = "standard", rule: str = "hrnet", blur_sigma: float = 2.0) -> np.ndarray:
     """Keypoints (N,J,3) float32 (x, y, maxval) in image px from heatmaps (N,J,H,W).
 
-    method "standard": official get_final_preds with POST_PROCESS (quarter-pixel offset);
-    "dark": DARK sub-pixel refinement (`blur_sigma` = the training target's sigma)."""
+    method "standard": argmax and the quarter-pixel step of `rule` (the official get_final_preds
+    with POST_PROCESS for "hrnet"); "dark": DARK sub-pixel refinement (`blur_sigma` = the
+    training target's sigma)."""
+    check_decode(method, rule)
     hm = np.asarray(heatmaps, dtype=np.float32)
     n, j, h, w = hm.shape
     if n == 0:
         return np.zeros((0, j, 3), dtype=np.float32)
-    preds, maxvals = get_max_preds(hm)
+    preds, maxvals = get_max_preds(hm, rule)
     if method == "standard":
-        coords = _quarter_offset(hm, preds)
-    elif method == "dark":
-        coords = _dark_offset(hm, preds, blur_sigma)
+        coords = _quarter_offset(hm, preds, rule)
     else:
-        raise ValueError(f"unknown decode method {method!r}: use 'standard' or 'dark'")
+        coords = _dark_offset(hm, preds, blur_sigma)
     image_xy = heatmap_to_image(coords, centers, scales, (w, h))
     return np.concatenate([image_xy, maxvals], axis=2)
 
 
-def flip_back(heatmaps_flipped: np.ndarray, flip_pairs) -> np.ndarray:
-    """Heatmaps of a mirrored input, mirrored back along W with left/right channels swapped."""
+def flip_back(heatmaps_flipped: np.ndarray, flip_order) -> np.ndarray:
+    """Heatmaps of a mirrored input, mirrored back along W with left/right channels swapped
+    (`flip_order`: the schema's flip_permutation)."""
     hm = np.asarray(heatmaps_flipped)
-    perm = np.arange(hm.shape[1])
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
-    return np.ascontiguousarray(hm[:, perm, :, ::-1])
+    return np.ascontiguousarray(hm[:, np.asarray(flip_order), :, ::-1])
 
 
-def fuse_flip(heatmaps: np.ndarray, heatmaps_flipped: np.ndarray, flip_pairs) -> np.ndarray:
-    """Official flip test: average with the flipped-back heatmaps shifted right by one column
-    (SHIFT_HEATMAP; column 0 keeps its own value)."""
-    back = flip_back(heatmaps_flipped, flip_pairs)
+def fuse_flip(heatmaps: np.ndarray, heatmaps_flipped: np.ndarray, flip_order) -> np.ndarray:
+    """Official flip test (mmpose's too): average with the flipped-back heatmaps shifted right
+    by one column (SHIFT_HEATMAP; column 0 keeps its own value)."""
+    back = flip_back(heatmaps_flipped, flip_order)
     back[..., 1:] = back[..., :-1].copy()
     return (np.asarray(heatmaps) + back) * np.float32(0.5)

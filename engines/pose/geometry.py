@@ -1,5 +1,5 @@
 """Person-box geometry as the official HRNet code does it: box -> (center, scale), the affine
-crop matrix, batched crops, and box sanitising for frames from the wild.
+crop matrix and batched crops.
 
 `scale` is the padded box size (w, h) in units of 200 px (the official `pixel_std`). The affine
 uses only `scale[0]`: the crop height follows from the output aspect ratio.
@@ -11,16 +11,25 @@ import cv2
 import numpy as np
 
 __all__ = ["PIXEL_STD", "box_to_center_scale", "get_affine_transform", "affine_points",
-           "crop_people", "sanitize_boxes"]
+           "crop_people"]
 
 PIXEL_STD = 200.0
 
 
-def box_to_center_scale(boxes_xyxy: np.ndarray, image_size_wh, padding: float = 1.25):
-    """Centers (N,2) and scales (N,2) float32 for boxes (N,4) xyxy, with the box widened or
-    heightened to the network input's aspect ratio, then padded."""
+def box_to_center_scale(boxes_xyxy: np.ndarray, image_size_wh, padding: float = 1.25, rule: str = "hrnet"):
+    """Centers (N,2) and scales (N,2) for boxes (N,4) xyxy, with the box widened or heightened to
+    the network input's aspect ratio, and padded. `rule` does it in the arithmetic of the
+    family's publisher, so that crops equal theirs to the last bit:
+    - "hrnet": the official code (centre x1 + w/2; aspect fixed, then padded; float32 scales);
+    - "mmpose": mmpose 1.x (centre (x1 + x2)/2; padded, then aspect fixed, in pixels; the scales
+      are float64, so that scale * 200 gives back mmpose's crop size exactly)."""
     boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
     aspect = float(image_size_wh[0]) / float(image_size_wh[1])
+    if rule == "mmpose":
+        centers = (boxes[:, 2:] + boxes[:, :2]) * np.float32(0.5)
+        w, h = ((boxes[:, 2:] - boxes[:, :2]) * np.float32(padding)).T
+        sizes = np.where((w > h * aspect)[:, None], np.stack([w, w / aspect], 1), np.stack([h * aspect, h], 1))
+        return centers, sizes.astype(np.float32).astype(np.float64) / PIXEL_STD
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
     centers = np.stack([boxes[:, 0] + w * 0.5, boxes[:, 1] + h * 0.5], axis=1)
@@ -38,7 +47,7 @@ def get_affine_transform(center, scale, rot_deg: float, output_size_wh, inv: boo
     width "up" the rotated y axis, and the point 90 degrees from it) solved by
     cv2.getAffineTransform, so the rounding matches theirs (~1e-5 relative)."""
     center = np.asarray(center, dtype=np.float32).reshape(2)
-    src_w = float(np.asarray(scale, dtype=np.float32).reshape(2)[0]) * PIXEL_STD
+    src_w = float(np.asarray(scale, dtype=np.float64).reshape(2)[0]) * PIXEL_STD
     dst_w, dst_h = float(output_size_wh[0]), float(output_size_wh[1])
     rot = np.pi * float(rot_deg) / 180.0
     sn, cs = np.sin(rot), np.cos(rot)
@@ -70,23 +79,9 @@ def crop_people(frame_bgr: np.ndarray, centers: np.ndarray, scales: np.ndarray, 
     """Crops (N,H,W,3) uint8 of each person, cv2.warpAffine bilinear with a black border."""
     out_w, out_h = int(output_size_wh[0]), int(output_size_wh[1])
     centers = np.asarray(centers, dtype=np.float32).reshape(-1, 2)
-    scales = np.asarray(scales, dtype=np.float32).reshape(-1, 2)
+    scales = np.asarray(scales).reshape(-1, 2)   # float64 ones (the mmpose rule) stay exact
     crops = np.zeros((len(centers), out_h, out_w, frame_bgr.shape[2]), dtype=np.uint8)
     for i, (c, s) in enumerate(zip(centers, scales)):  # one warp per person: OpenCV has no batch form
         m = get_affine_transform(c, s, 0.0, (out_w, out_h))
         crops[i] = cv2.warpAffine(frame_bgr, m, (out_w, out_h), flags=cv2.INTER_LINEAR)
     return crops
-
-
-def sanitize_boxes(boxes: np.ndarray, frame_w: int, frame_h: int, min_size: float = 1.0):
-    """Clamp boxes (N,4|5) xyxy[+score] to the frame and drop rows with NaN/inf values or a
-    clamped width or height below `min_size`. Returns (clean float32 boxes, kept indices int64)."""
-    boxes = np.asarray(boxes, dtype=np.float32)
-    boxes = boxes.reshape(-1, boxes.shape[-1] if boxes.ndim > 1 else 4)
-    finite = np.isfinite(boxes).all(axis=1)
-    clean = np.nan_to_num(boxes, nan=0.0, posinf=0.0, neginf=0.0)
-    clean[:, [0, 2]] = np.clip(clean[:, [0, 2]], 0.0, float(frame_w))
-    clean[:, [1, 3]] = np.clip(clean[:, [1, 3]], 0.0, float(frame_h))
-    big_enough = ((clean[:, 2] - clean[:, 0]) >= min_size) & ((clean[:, 3] - clean[:, 1]) >= min_size)
-    kept = np.flatnonzero(finite & big_enough).astype(np.int64)
-    return clean[kept], kept

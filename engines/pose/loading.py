@@ -1,10 +1,12 @@
 """`load_pose(name)`: a ready PoseEstimator from a catalogue name or a checkpoint file, beside
 `engines.detectors.load_detector(name)`.
 
-A catalogue name brings its architecture and weights (bundled, or fetched and verified on first
-use). A checkpoint file (official HRNet, mmpose, or this project's trainer) runs with `preset`,
-or, without one, with the preset whose network its keys and shapes fit (the smallest input size
-where several sizes share a network).
+A catalogue name brings its architecture, weights (bundled, or fetched and verified on first
+use), input normalisation and its family's decode rule. A checkpoint file (official HRNet,
+mmpose, or this project's trainer) runs with `preset`, or, without one, with the preset whose
+network its keys and shapes fit (the smallest input size where several sizes share a network),
+and with the decode rule of the code that wrote it: mmpose's for mmpose's key form, the
+official HRNet one otherwise.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ def load_pose(name: str | os.PathLike, preset: str | None = None, *, backend: st
     """A PoseEstimator for catalogue model `name` or a checkpoint path.
 
     `preset` is for checkpoint files only. backend None: `default_backend(device)`. decode: "dark"
-    (sub-pixel, the tracker's default) or "standard" (the official one). Other keyword options go
-    to PoseEstimator (half, flip_test, batch_profile, threads, ...)."""
+    (sub-pixel, the tracker's default) or "standard" (the publisher's own). Other keyword options
+    go to PoseEstimator (half, flip_test, batch_profile, threads, ...)."""
     from engines.hub.cache import model_file
     from engines.pose.estimator import PoseEstimator
 
@@ -40,16 +42,19 @@ def load_pose(name: str | os.PathLike, preset: str | None = None, *, backend: st
             raise UserError(f"--preset {preset} applies to a checkpoint file; {name} is a catalogue "
                             f"model with its own preset ({model.preset})")
         chosen, weights = model.preset, model_file(model, cache)
+        processing = {"decode_rule": model.decode_rule, "mean": model.mean, "std": model.std}
     else:
         path = Path(name).expanduser()
         if not path.is_file():
             raise UserError(f"{name}: no such file and not a pose model ({', '.join(names('pose'))})")
         weights = load_state_dict_file(path, mmpose_keys=True)
+        written_by_mmpose = any(k.startswith("backbone.") for k in weights)
         if not any(k.startswith("backbone.stem.") for k in weights):  # not a Lite-HRNet: official keys
             weights = normalize_state_dict(weights)
         chosen = preset or infer_preset(weights, path)
-    return PoseEstimator(chosen, weights, backend=backend, device=device,
-                         decode=decode, **options)
+        processing = {"decode_rule": "mmpose" if written_by_mmpose else "hrnet"}
+    return PoseEstimator(chosen, weights, backend=backend, device=device, decode=decode,
+                         **processing, **options)
 
 
 def infer_preset(state: dict[str, torch.Tensor], source: str | os.PathLike = "weights") -> Preset:

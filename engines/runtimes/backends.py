@@ -74,7 +74,7 @@ BACKENDS: dict[str, BackendFactory] = {}
 # Backends living in their own module register themselves when that module is imported; it is
 # imported on first request only (GPU-side imports are slow or absent on a CPU install).
 BACKEND_MODULES = {"compile": "engines.runtimes.compile_backend", "tensorrt": "engines.runtimes.trt_backend",
-                   "tensorrt-onnx": "engines.runtimes.trt_backend"}
+                   "tensorrt-onnx": "engines.runtimes.trt_backend", "openvino": "engines.runtimes.openvino_backend"}
 
 
 def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:

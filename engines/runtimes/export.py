@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 
-from engines.hub.atomic import atomic_path
+from engines.common.files import atomic_path
 from engines.errors import UserError, run_cli
 
 __all__ = ["export_onnx", "main", "INPUT_NAME", "OUTPUT_NAME"]

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import torch
 
-from engines.hub.atomic import atomic_path, write_json_atomic
+from engines.common.files import atomic_path, write_json_atomic
 from engines.runtimes.backends import (BackendOptions, TensorBackend, cached_onnx, default_cache_dir, register_backend,
                               torch_device, weights_digest)
 from engines.runtimes.batching import BatchProfile, out_of_memory_error, run_batches

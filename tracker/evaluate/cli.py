@@ -17,7 +17,7 @@ def _row(label: str, values: dict[str, float]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tracker eval",
                                      description="PoseTrack evaluation: mAP, MOTA (poseval), HOTA, DetA, AssA, LocA "
-                                                 "(PoseTrack21), IDF1.")
+                                                 "(PoseTrack21), IDF1, the joints' acceleration error and lag.")
     parser.add_argument("--gt", required=True, help="folder of ground-truth sequence JSON files")
     parser.add_argument("--pred", required=True, help="folder of prediction JSON files with the same names")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -31,5 +31,7 @@ def main(argv=None) -> int:
     print(f"{'':<6}" + "".join(f"{g:>7}" for g in GROUP_NAMES))
     for key in ("mAP", "MOTA", "MOTP", "IDF1", *HOTA_NAMES):
         print(_row(key, summary[key]))
+    print(_row("Accel", summary["accel_error"]) + "   px/frame^2: the joints' acceleration error (jitter)")
     print(f"ID switches (all joints): {summary['id_switches']}")
+    print(f"Lag: {summary['lag_frames']:.2f} frames (the shift that best aligns the joints with the truth)")
     return 0

@@ -1,7 +1,7 @@
 """Evaluate a folder of predicted PoseTrack files against a folder of ground truth.
 
 mAP, MOTA, MOTP follow poseval (frames.py, metrics.py); HOTA, DetA, AssA, LocA follow PoseTrack21
-(hota.py); IDF1 is our addition.
+(hota.py); IDF1, and the joints' acceleration error and lag (smoothness.py), are our additions.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from engines.formats.posetrack import POSETRACK17_JOINTS, load_sequence
 from tracker.evaluate.frames import NUM_EVAL_JOINTS, prepare_labelled_frames, prepare_sequence
 from tracker.evaluate.hota import HotaCounts, hota_sequence
 from tracker.evaluate.metrics import JOINT_GROUPS, SequenceCounts, assign_frame, average_precision, count_sequence
+from tracker.evaluate.smoothness import Smoothness, smoothness_sequence
 
 __all__ = ["EvaluationResult", "evaluate_folders", "evaluate_sequences"]
 
@@ -34,6 +35,7 @@ class EvaluationResult:
     idf1: np.ndarray        # (15,)
     counts: SequenceCounts  # summed over sequences
     hota: HotaCounts        # PoseTrack21's HOTA sums over sequences
+    smoothness: Smoothness  # acceleration error and lag sums over sequences
     num_sequences: int
     num_frames: int         # evaluated (labelled) frames
 
@@ -55,6 +57,8 @@ class EvaluationResult:
             "IDF1": self.grouped(self.idf1),
             **{key: self.grouped(hota_joints[key], hota_total[key]) for key in HOTA_NAMES},
             "id_switches": int(self.counts.switches.sum()),
+            "accel_error": self.grouped(self.smoothness.acceleration_error()),
+            "lag_frames": self.smoothness.lag(),
             "per_joint": {name: {"AP": float(self.ap[j]), "MOTA": float(self.mota[j]), "IDF1": float(self.idf1[j]),
                                  **{key: float(hota_joints[key][j]) for key in HOTA_NAMES}}
                           for j, name in enumerate(POSETRACK17_JOINTS)},
@@ -73,10 +77,12 @@ def evaluate_sequences(pairs: list[tuple[str, object, str, object]]) -> Evaluati
     labels = [[] for _ in range(NUM_EVAL_JOINTS)]
     num_gt = np.zeros(NUM_EVAL_JOINTS)
     totals = SequenceCounts()
-    hota = HotaCounts()
+    hota, smoothness = HotaCounts(), Smoothness()
     n_frames = 0
     for gt_source, gt, pred_source, pred in pairs:
-        hota += hota_sequence(prepare_labelled_frames(gt, pred, gt_source, pred_source))
+        labelled = prepare_labelled_frames(gt, pred, gt_source, pred_source)
+        hota += hota_sequence(labelled)
+        smoothness += smoothness_sequence(labelled)
         assignments = [assign_frame(f) for f in prepare_sequence(gt, pred, gt_source, pred_source)]
         n_frames += len(assignments)
         for a in assignments:
@@ -94,7 +100,7 @@ def evaluate_sequences(pairs: list[tuple[str, object, str, object]]) -> Evaluati
     precision = 100 * _ratio(c.detections, c.false_positives + c.detections)
     recall = 100 * _ratio(c.detections, c.objects)
     idf1 = 100 * _ratio(2 * c.id_tp, c.id_gt + c.id_pr)
-    return EvaluationResult(ap, mota, motp, precision, recall, idf1, c, hota, len(pairs), n_frames)
+    return EvaluationResult(ap, mota, motp, precision, recall, idf1, c, hota, smoothness, len(pairs), n_frames)
 
 
 def evaluate_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike) -> EvaluationResult:

@@ -8,8 +8,10 @@ frames. After a crash or SIGKILL the journal holds every frame written in whole 
 last line is ignored), so `finish_journal` recovers the file later.
 
 Layout: a header line (JSON object: format, target file name), then one line per frame:
-- posetrack18: the image object without "nframes", a tab, the frame's annotation objects
-  joined by commas (JSON text never holds a raw tab, so the tab separates them safely);
+- posetrack18: the image object without "nframes", then each of the frame's annotation objects
+  without its "id", after a tab (JSON text never holds a raw tab, so the tab separates them
+  safely). The count of frames and the ids' digits (`row_digits`: the most people in a frame)
+  are known at the end only;
 - posetrack17: the frame's `annolist` entry.
 """
 
@@ -22,9 +24,9 @@ from typing import Iterator
 
 from engines.errors import WriteError
 from engines.formats.posetrack import (
-    PoseTrackFrame, PoseTrackSequence, to_posetrack17_dict, to_posetrack18_dict,
+    PoseTrackFrame, PoseTrackSequence, annotation_id, row_digits, to_posetrack17_dict, to_posetrack18_dict,
 )
-from engines.hub.atomic import atomic_path
+from engines.common.files import atomic_path
 
 __all__ = ["Journal", "WholeWrites", "journal_path", "finish_journal", "JOURNAL_PATTERN"]
 
@@ -92,15 +94,21 @@ class Journal:
             data = to_posetrack18_dict(seq)
             image = data["images"][0]
             del image["nframes"]  # only known at the end
-            line = json.dumps(image) + "\t" + ",".join(json.dumps(a) for a in data["annotations"])
+            for annotation in data["annotations"]:
+                del annotation["id"]  # its digits follow the most crowded frame: known at the end too
+            line = "\t".join([json.dumps(image)] + [json.dumps(a) for a in data["annotations"]])
         else:
             line = json.dumps(to_posetrack17_dict(seq)["annolist"][0])
         self._file.write(line + "\n")
 
     def finish(self) -> None:
-        """Write the target and remove the journal."""
+        """Write the target and remove the journal; a WriteError says where the frames stay when
+        the target cannot be written."""
         self._file.close()
-        finish_journal(self.path)
+        try:
+            finish_journal(self.path)
+        except WriteError as exc:
+            raise WriteError(f"{exc} (its frames stay in {self.path.name})") from None
 
     def abandon(self) -> None:
         """Close without finishing (the journal stays for a later `finish_journal`)."""
@@ -129,11 +137,14 @@ def finish_journal(path: str | os.PathLike) -> tuple[Path | None, int]:
     if header.get("format") not in FORMATS:
         raise ValueError(f"{path}: not a PoseTrack journal")
     target = path.with_name(header["target"])
-    frames = sum(1 for _ in lines)
+    frames = most_people = 0
+    for line in lines:
+        frames += 1
+        most_people = max(most_people, line.count("\t"))   # a posetrack18 line: one tab per person
     try:
         with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as out:
             if header["format"] == "posetrack18":
-                _write_posetrack18(path, frames, out)
+                _write_posetrack18(path, frames, row_digits(most_people), out)
             else:
                 _write_posetrack17(path, out)
     except OSError as exc:
@@ -148,7 +159,7 @@ def _frame_lines(path: Path) -> Iterator[str]:
     return lines
 
 
-def _write_posetrack18(path: Path, frames: int, out) -> None:
+def _write_posetrack18(path: Path, frames: int, digits: int, out) -> None:
     # the object to_posetrack18_dict gives, streamed: images, then annotations, then the category
     out.write('{"images": [')
     nframes = f', "nframes": {frames}}}'
@@ -158,9 +169,12 @@ def _write_posetrack18(path: Path, frames: int, out) -> None:
     out.write('], "annotations": [')
     first = True
     for line in _frame_lines(path):
-        annotations = line.split("\t", 1)[1]
+        image, *annotations = line.split("\t")
         if annotations:
-            out.write(("" if first else ", ") + annotations)
+            image_id = json.loads(image)["id"]
+        for row, annotation in enumerate(annotations):
+            image_key, rest = annotation.split(", ", 1)   # '{"image_id": N', then the other keys
+            out.write(("" if first else ", ") + f'{image_key}, "id": {annotation_id(image_id, row, digits)}, {rest}')
             first = False
     categories = to_posetrack18_dict(PoseTrackSequence("", "", 0, []))["categories"]
     out.write('], "categories": ' + json.dumps(categories) + "}")

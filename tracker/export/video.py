@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.detectors.onnx_yolo import letterbox
+from engines.common.letterbox import letterbox
 from engines.errors import UserError, WriteError
 
 __all__ = ["VideoSink", "ImageSink", "partial_video_path", "PARTIAL_VIDEO_PATTERN"]
@@ -91,7 +91,7 @@ class ImageSink:
     def close(self) -> None:
         if self._image is None:
             return
-        from engines.hub.atomic import atomic_path
+        from engines.common.files import atomic_path
 
         ok, encoded = cv2.imencode(self.path.suffix, self._image)
         try:

@@ -1,10 +1,13 @@
 """Streaming track writers: PoseTrack 2018 / 2017 JSON per sequence, JSONL, CSV and MOTChallenge.
 
-Every writer takes `write(frame_index, timestamp, tracks)` once per frame (also for frames with no
-people, so frame positions line up with the video), `write_lost(frame_index, timestamp)` for a
-frame of the source that could not be decoded (the PoseTrack evaluation pairs frames by
-position, so it keeps its place), and `close()` at the end; all are context managers. The cost of a frame does not grow with the run, and what is on disk stays usable if the
-run stops early (Ctrl+C, crash, SIGKILL, full disk):
+Every writer takes `write(frame_index, timestamp, tracks, file_name)` once per frame (also for
+frames with no people, so frame positions line up with the video), `write_lost(frame_index,
+timestamp, file_name)` for a frame of the source that could not be decoded or read (the
+PoseTrack evaluation pairs frames by position, so it keeps its place), and `close()` at the end;
+all are context managers. `file_name` is the frame's file relative to an image folder
+(`Source.file_name`: None for a video, "" for a number no file has): PoseTrack's `file_name`,
+JSONL's "file" and the CSV's file column carry it. The cost of a frame does not grow with the
+run, and what is on disk stays usable if the run stops early (Ctrl+C, crash, SIGKILL, full disk):
 - PoseTrack writers append each frame to a hidden journal (`tracker.export.journal`) and write
   the JSON file atomically on close; after a crash the journal recovers it;
 - line formats (JSONL, CSV, MOT) write each frame's lines in one call and flush; a write that
@@ -47,10 +50,11 @@ def _keypoints(tracks: TrackBatch, raw: bool) -> np.ndarray:
 class TrackWriter:
     """Common shape: write() per frame, close() once; `with` closes."""
 
-    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
+    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch,
+              file_name: str | None = None) -> None:
         raise NotImplementedError
 
-    def write_lost(self, frame_index: int, timestamp: float | None) -> None:
+    def write_lost(self, frame_index: int, timestamp: float | None, file_name: str | None = None) -> None:
         """A frame the source could not deliver. Formats with a row per person have none to write."""
 
     def close(self) -> None:
@@ -64,7 +68,8 @@ class TrackWriter:
 
 
 class _PoseTrackWriter(TrackWriter):
-    """The frames of one sequence, journalled as they come, written as one JSON file on close."""
+    """The frames of one sequence, journalled as they come, written as one JSON file on close.
+    A frame's `file_name` is its image file's, else `file_name_pattern` (a video's frames)."""
 
     _format = "posetrack18"
 
@@ -81,17 +86,19 @@ class _PoseTrackWriter(TrackWriter):
         self.raw = raw
         self._journal = Journal(self.path, self._format, self.sequence, self.vid_id)
 
-    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
-        self._append(frame_index, tracks.ids.astype(np.int64),
+    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch,
+              file_name: str | None = None) -> None:
+        self._append(frame_index, file_name, tracks.ids.astype(np.int64),
                      to_posetrack18_keypoints(_keypoints(tracks, self.raw), self.schema),
                      tracks.boxes[:, :4].astype(np.float32))
 
-    def write_lost(self, frame_index: int, timestamp: float | None) -> None:
+    def write_lost(self, frame_index: int, timestamp: float | None, file_name: str | None = None) -> None:
         # an empty entry: the evaluation pairs frames by position, so every later one keeps its place
-        self._append(frame_index, np.zeros(0, np.int64), np.zeros((0, 17, 3), np.float32),
+        self._append(frame_index, file_name, np.zeros(0, np.int64), np.zeros((0, 17, 3), np.float32),
                      np.zeros((0, 4), np.float32))
 
-    def _append(self, frame_index: int, ids: np.ndarray, kpts: np.ndarray, boxes: np.ndarray) -> None:
+    def _append(self, frame_index: int, file_name: str | None, ids: np.ndarray, kpts: np.ndarray,
+                boxes: np.ndarray) -> None:
         weak = (kpts[:, :, 2] < self.min_joint_score) | ~(kpts[:, :, 2] > 0)  # score 0 or NaN: no joint
         scores = kpts[:, :, 2].copy()
         scores[weak] = 0.0
@@ -99,7 +106,8 @@ class _PoseTrackWriter(TrackWriter):
         kpts[weak] = 0.0  # (0, 0, 0): the joint is left out
         n = len(ids)
         self._journal.append(PoseTrackFrame(
-            file_name=self.pattern.format(sequence=self.sequence, frame=frame_index),
+            file_name=self.pattern.format(sequence=self.sequence, frame=frame_index) if file_name is None
+            else file_name,
             image_id=make_image_id(int(self.vid_id) % 1_000_000, frame_index), is_labeled=n > 0,
             track_ids=ids, keypoints=kpts, scores=scores, boxes=boxes,
             head_boxes=np.full((n, 4), np.nan, np.float32)))
@@ -145,42 +153,48 @@ def _num(v) -> float | None:
 
 
 class JsonlWriter(_LineWriter):
-    """One JSON object per frame: frame, time, tracks [{id, state, box, keypoints [[x, y, score]...],
-    joint_states ["observed" | "predicted" | "hidden", ...]}]; a frame the source could not
-    deliver is {frame, time, tracks: [], lost: true}."""
+    """One JSON object per frame: frame, time, file (only for a frame of an image folder), tracks
+    [{id, state, box, keypoints [[x, y, score]...], joint_states ["observed" | "predicted" |
+    "hidden", ...]}]; a frame the source could not deliver has no one in tracks and lost: true."""
 
-
-    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
+    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch,
+              file_name: str | None = None) -> None:
         kpts = _keypoints(tracks, self.raw)
         people = [{"id": int(tracks.ids[r]), "state": int(tracks.states[r]),
                    "box": [_num(v) for v in tracks.boxes[r]],
                    "keypoints": [[_num(v) for v in joint] for joint in kpts[r]],
                    "joint_states": [JOINT_STATE_NAMES[s] for s in tracks.joint_states[r]]}
                   for r in range(len(tracks))]
-        self._record(frame_index, timestamp, people)
+        self._record(frame_index, timestamp, file_name, people)
 
-    def write_lost(self, frame_index: int, timestamp: float | None) -> None:
-        self._record(frame_index, timestamp, [], lost=True)
+    def write_lost(self, frame_index: int, timestamp: float | None, file_name: str | None = None) -> None:
+        self._record(frame_index, timestamp, file_name, [], lost=True)
 
-    def _record(self, frame_index: int, timestamp: float | None, people: list, **flags) -> None:
-        record = {"frame": int(frame_index), "time": None if timestamp is None else float(timestamp),
-                  "tracks": people, **flags}
+    def _record(self, frame_index: int, timestamp: float | None, file_name: str | None, people: list,
+                **flags) -> None:
+        record = {"frame": int(frame_index), "time": None if timestamp is None else float(timestamp)}
+        if file_name is not None:
+            record["file"] = file_name
+        record.update(tracks=people, **flags)
         self._emit(json.dumps(record, separators=(",", ":")) + "\n")
 
 
 class CsvWriter(_LineWriter):
-    """One row per person per frame: frame, time, track_id, box, score, then x, y, score, state per joint."""
+    """One row per person per frame: frame, time, file (empty but for an image folder), track_id,
+    box, score, then x, y, score, state per joint."""
 
     def _header(self) -> str:
         joints = [f"{j}_{c}" for j in self.schema.joints for c in ("x", "y", "score", "state")]
-        return ",".join(["frame", "time", "track_id", "x1", "y1", "x2", "y2", "score"] + joints) + "\n"
+        return ",".join(["frame", "time", "file", "track_id", "x1", "y1", "x2", "y2", "score"] + joints) + "\n"
 
-    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
+    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch,
+              file_name: str | None = None) -> None:
         kpts = _keypoints(tracks, self.raw)
         time_text = "" if timestamp is None else f"{timestamp:.6f}"
+        file_text = _quoted(file_name or "")
         lines = []
         for r in range(len(tracks)):
-            cells = [str(frame_index), time_text, str(int(tracks.ids[r]))] + [_cell(v) for v in tracks.boxes[r]]
+            cells = [str(frame_index), time_text, file_text, str(int(tracks.ids[r]))] + [_cell(v) for v in tracks.boxes[r]]
             for joint, state in zip(kpts[r], tracks.joint_states[r]):
                 cells += [_cell(v) for v in joint] + [JOINT_STATE_NAMES[state]]
             lines.append(",".join(cells))
@@ -192,10 +206,18 @@ def _cell(v) -> str:
     return f"{v:.3f}" if np.isfinite(v) else ""
 
 
+def _quoted(text: str) -> str:
+    """A CSV cell holding `text` as is: quoted (RFC 4180) when it holds a comma, quote or line break."""
+    if not any(c in text for c in ',"\r\n'):
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
 class MotWriter(_LineWriter):
     """MOTChallenge lines: frame (1-based), id, left, top, width, height, confidence, -1, -1, -1."""
 
-    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch) -> None:
+    def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch,
+              file_name: str | None = None) -> None:
         b = tracks.boxes
         lines = [f"{frame_index + 1},{int(tracks.ids[r])},{b[r, 0]:.2f},{b[r, 1]:.2f},"
                  f"{b[r, 2] - b[r, 0]:.2f},{b[r, 3] - b[r, 1]:.2f},{b[r, 4]:.4f},-1,-1,-1"

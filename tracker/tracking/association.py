@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from engines.detectors.nms import box_iou
+from engines.common.boxes import box_iou
 from engines.pose.oks import oks_matrix
 
 __all__ = ["pose_similarity", "gated_assignment", "Matches", "match_rows", "FLIP_CHECK_BELOW"]
@@ -18,8 +18,10 @@ FLIP_CHECK_BELOW = 0.5  # a detection whose best OKS is below this is also tried
 
 def pose_similarity(track_boxes: np.ndarray, track_kpts: np.ndarray, det_boxes: np.ndarray,
                     det_kpts: np.ndarray, sigmas: np.ndarray, flip_perm: np.ndarray | None,
-                    oks_weight: float, joint_thresh: float) -> tuple[np.ndarray, np.ndarray]:
+                    oks_weight: float, joint_thresh: float,
+                    posed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Similarity (T,D) in [0,1] = oks_weight * OKS + (1 - oks_weight) * IoU, and which pairs matched flipped.
+    A detection given without a pose (`posed` False) is compared by IoU alone.
 
     OKS compares each track's predicted pose with each detection, scaled by the track's box area;
     joints scoring below `joint_thresh` in either pose are left out. With `flip_perm`, the detection
@@ -41,7 +43,10 @@ def pose_similarity(track_boxes: np.ndarray, track_kpts: np.ndarray, det_boxes: 
             flipped[:, unclear] = oks_flip > oks[:, unclear]
             oks[:, unclear] = np.maximum(oks[:, unclear], oks_flip)
     iou = box_iou(track_boxes, det_boxes)
-    return oks_weight * oks + (1.0 - oks_weight) * iou, flipped
+    similarity = oks_weight * oks + (1.0 - oks_weight) * iou
+    if posed is not None and not posed.all():
+        similarity[:, ~posed] = iou[:, ~posed]
+    return similarity, flipped
 
 
 def gated_assignment(similarity: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,13 +1,17 @@
 """Tracker settings: `TrackerConfig`, the checks on its values, and loading it from YAML.
 
-The defaults ship beside this module as `default_tracker.yaml` (a test keeps the two equal), as
+`default_tracker.yaml` beside this module is the one list of the settings, their defaults and
+what each means: TrackerConfig reads its defaults from it. It is also the file to start from, as
 Ultralytics ships `bytetrack.yaml`: copy it, change what you need, pass it with
-`python -m tracker --tracker FILE.yaml`. A file may set only some keys; the rest keep their
-defaults. Unknown keys and bad values are refused with one line that names the file.
+`python -m tracker --tracker FILE.yaml`. A file sets only what it says: a key it leaves out or sets
+to null takes the run's own value where the run has one (`base`: the detector's calibrated score
+thresholds), else the default. Unknown keys and bad values are refused with one line that names
+the file.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,53 +23,64 @@ import yaml
 from engines.errors import UserError
 from engines.pose.schemas import SCHEMAS
 
-__all__ = ["TrackerConfig", "load_tracker_config", "read_tracker_settings", "DEFAULT_TRACKER_YAML"]
+__all__ = ["TrackerConfig", "load_tracker_config", "read_tracker_settings", "DEFAULT_TRACKER_YAML",
+           "UNCALIBRATED_SCORES"]
 
 DEFAULT_TRACKER_YAML = Path(__file__).with_name("default_tracker.yaml")
+_DEFAULTS = yaml.safe_load(DEFAULT_TRACKER_YAML.read_text(encoding="utf-8"))
+
+# The score thresholds where neither a file nor the detector's calibration sets them (the YOLOX
+# models, a detector file): for YOLO-like scores; 0.3 is YOLO's own floor, which such runs always
+# had in effect
+UNCALIBRATED_SCORES = {"high_score": 0.5, "low_score": 0.3, "new_track_score": 0.6}
 
 
-def _within(default, low: float | None = None, high: float | None = None, above: float | None = None):
-    """A setting whose value must lie in [low, high] and, with `above`, exceed it."""
-    return field(default=default, metadata={"low": low, "high": high, "above": above})
+def _setting(name: str, low: float | None = None, high: float | None = None, above: float | None = None):
+    """The field `name` with its default from default_tracker.yaml; its value must lie in
+    [low, high] and, with `above`, exceed it."""
+    return field(default=_DEFAULTS[name], metadata={"low": low, "high": high, "above": above})
 
 
 @dataclass
 class TrackerConfig:
-    """The tracker's settings (default_tracker.yaml lists the same defaults). Checked when made:
-    a wrong type or a value out of range is a UserError. Scores and similarities are in [0, 1];
-    noise levels are fractions of the person's box height."""
+    """The tracker's settings: what each means and its default are in default_tracker.yaml.
+    Checked when made: a wrong type, a number that is not finite or a value out of range is a
+    UserError. Score thresholds left None take UNCALIBRATED_SCORES."""
 
-    schema: str | None = None                            # joint order; None: the pose model's (coco17 standalone)
-    high_score: float = _within(0.5, 0, 1)               # detections at or above take part in the first stage
-    low_score: float = _within(0.3, 0, 1)                # below this the detector keeps no box (0.3: YOLO's
-                                                         # own floor, which such runs always had in effect)
-    new_track_score: float = _within(0.6, 0, 1)          # an unmatched detection at or above starts a track
-    min_similarity: float = _within(0.3, 0, 1)           # gate of the first and third stages
-    low_min_similarity: float = _within(0.5, 0, 1)       # gate of the low-score stage (stricter)
-    oks_weight: float = _within(0.5, 0, 1)               # similarity = w * OKS + (1 - w) * IoU
-    duplicate_oks: float = _within(0.7, 0, 1)            # detections whose poses match above this are one person (1: off)
-    contested_oks: float = _within(0.15, 0, 1)           # a box over a better one (IoU > 0.5) stays if its pose matches none up to this (1: off)
-    joint_score_thresh: float = _within(0.2, 0, 1)       # joints below are left out of OKS and filter updates
-    flip_robust: bool = True                             # also try detections left/right-swapped; fix if better
-    min_hits: int = _within(3, low=1)                    # consecutive hits before a track is confirmed (first frame: at once)
-    lost_buffer: int = _within(30, low=0)                # frames a lost track is kept for recovery
-    output_coast_frames: int = _within(0, low=0)         # lost tracks are reported (predicted) this many frames
-    joint_coast_frames: int = _within(15, low=0)         # an unmeasured joint is reported as predicted this many frames, then hidden
-    reid_seconds: float = _within(5.0, low=0)            # a person lost or gone this long ago who comes back gets their id (0: off)
-    reid_max_distance: float = _within(15.0, above=0)    # clothing colour distance (Lab) below which they are taken for the same
-    frame_period: float | None = _within(None, above=0)  # seconds per frame; None: the source's (1/30 standalone)
-    box_noise: float = _within(0.03, above=0)            # box measurement std
-    keypoint_noise: float = _within(0.01, above=0)       # keypoint measurement std at joint score 1
-    accel_noise: float = _within(0.01, above=0)          # box and pose-centre acceleration std per frame^2
-    pose_accel_noise: float = _within(0.003, above=0)    # acceleration std of the joints' offsets from the centre
-    velocity_init: float = _within(0.05, above=0)        # initial velocity std per frame
+    schema: str | None = _setting("schema")
+    high_score: float | None = _setting("high_score", 0, 1)
+    low_score: float | None = _setting("low_score", 0, 1)
+    new_track_score: float | None = _setting("new_track_score", 0, 1)
+    min_similarity: float = _setting("min_similarity", 0, 1)
+    low_min_similarity: float = _setting("low_min_similarity", 0, 1)
+    oks_weight: float = _setting("oks_weight", 0, 1)
+    duplicate_oks: float = _setting("duplicate_oks", 0, 1)
+    contested_oks: float = _setting("contested_oks", 0, 1)
+    joint_score_thresh: float = _setting("joint_score_thresh", 0, 1)
+    flip_robust: bool = _setting("flip_robust")
+    min_hits: int = _setting("min_hits", low=1)
+    lost_buffer: int = _setting("lost_buffer", low=0)
+    output_coast_frames: int = _setting("output_coast_frames", low=0)
+    joint_coast_frames: int = _setting("joint_coast_frames", low=0)
+    reid_seconds: float = _setting("reid_seconds", low=0)
+    reid_max_distance: float = _setting("reid_max_distance", above=0)
+    frame_period: float | None = _setting("frame_period", above=0)
+    box_noise: float = _setting("box_noise", above=0)
+    keypoint_noise: float = _setting("keypoint_noise", above=0)
+    accel_noise: float = _setting("accel_noise", above=0)
+    pose_accel_noise: float = _setting("pose_accel_noise", above=0)
+    velocity_init: float = _setting("velocity_init", above=0)
+    pose_refresh_frames: int = _setting("pose_refresh_frames", low=1)
+    pose_refresh_motion: float = _setting("pose_refresh_motion", above=0)
 
     def __post_init__(self):
         hints = get_type_hints(TrackerConfig)
         for f in fields(self):
             value = _checked_type(f.name, getattr(self, f.name), hints[f.name])
+            if value is None and f.name in UNCALIBRATED_SCORES:
+                value = UNCALIBRATED_SCORES[f.name]
             setattr(self, f.name, value)
-            if value is not None and f.metadata:
+            if value is not None:
                 _check_range(f.name, value, **f.metadata)
         if self.schema is not None and self.schema not in SCHEMAS:
             raise UserError(f"tracker setting schema must be one of {', '.join(SCHEMAS)}, got {self.schema!r}")
@@ -86,6 +101,8 @@ def _checked_type(name: str, value, hint):
     if kind is int and isinstance(value, numbers.Integral) and not is_bool:
         return int(value)
     if kind is float and isinstance(value, numbers.Real) and not is_bool:
+        if not math.isfinite(value):
+            raise UserError(f"tracker setting {name} must be a finite number, got {value}")
         return float(value)
     if kind is str and isinstance(value, str):
         return value
@@ -137,15 +154,19 @@ def read_tracker_settings(path: str | Path) -> dict:
 
 def load_tracker_config(settings: str | Path | dict | None = None, base: dict | None = None) -> TrackerConfig:
     """TrackerConfig from a YAML file (or the dict `read_tracker_settings` read from one); keys
-    it leaves out (all of them when None) take `base`'s values (e.g. a detector's calibrated
-    score thresholds), then the defaults."""
+    it leaves out or sets to null (all of them when None) take `base`'s values (e.g. a detector's
+    calibrated score thresholds), then the defaults."""
     if settings is None or isinstance(settings, dict):
         return _config(settings or {}, base or {}, None)
     return _config(read_tracker_settings(settings), base or {}, settings)
 
 
 def _config(settings: dict, base: dict, path) -> TrackerConfig:
+    merged = dict(settings)
+    for key, value in base.items():
+        if merged.get(key) is None:
+            merged[key] = value
     try:
-        return TrackerConfig(**{**base, **settings})
+        return TrackerConfig(**merged)
     except UserError as exc:
         raise UserError(f"{path}: {exc}" if path is not None else str(exc)) from None

@@ -1,6 +1,8 @@
 """Online multi-person pose tracker: one `update()` per frame, tracks held as rows of a table.
 
 Per frame (`PoseTracker.update` reads in this order):
+0. detections with unusable boxes go, and so does each detection whose pose is someone else's
+   already found (duplicates.py: one detection per person);
 1. every track's Kalman filters predict to the frame's timestamp. All are constant-velocity
    filters: on the box (cx, cy, w, h), on the pose centre, and on each joint's offset from that
    centre. Splitting a joint into "where the body is" (measured by all joints at once, so with
@@ -19,7 +21,8 @@ Per frame (`PoseTracker.update` reads in this order):
    whose clothing colours (appearance.py) match a person lost or gone within `reid_seconds`
    takes that person's id (re-identification), the others get new ids; removed tracks are
    remembered as departed for `reid_seconds`;
-5. high-score detections nobody took start tentative tracks (confirmed ones in the first frame).
+5. high-score detections nobody took start tentative tracks (confirmed ones in the first frame,
+   which get their ids as in 4).
 
 Time is measured in frames of `frame_period` seconds, so irregular timestamps stretch the
 prediction step. Noise levels are fractions of the person's box height, so they hold at any scale.
@@ -34,11 +37,11 @@ import numpy as np
 
 from engines.errors import UserError
 from engines.pose.schemas import get_schema
-from engines.detectors.nms import box_iou, nms
-from engines.pose.oks import oks_matrix, oks_pairs
+from engines.common.boxes import box_iou, usable_boxes
 from tracker.tracking.appearance import PARTS, AppearanceSampler, appearance_distance, blend_appearance
 from tracker.tracking.association import Matches, gated_assignment, match_rows, pose_similarity
 from tracker.tracking.config import TrackerConfig
+from tracker.tracking.duplicates import one_detection_per_person
 from tracker.tracking.kalman import ConstantVelocityBank
 from tracker.tracking.lifecycle import LOST, REMOVED, TENTATIVE, TRACKED, birth_state, next_states
 from tracker.tracking.tracks import NEVER, TrackTable
@@ -53,16 +56,16 @@ _BOX, _CENTRE, _JOINTS = slice(0, 4), slice(4, 6), slice(6, None)
 _POSE = 6   # where the joints start
 _CHI2_99_2D = 9.21
 _APPEARANCE_MOMENTUM = 0.1   # weight of the newest frame in a track's running part colours
-_NESTED = 0.9                # a box this much inside another (share of its area) ...
-_NESTED_AREA = 0.6           # ... and at most this share of its size ...
-_NESTED_OKS = 0.4            # ... is the same person's above this OKS (_unduplicated)
-_CONTESTED_IOU = 0.5         # box NMS of most detectors: a box over a better one by more is contested
 _CROWDED_IOU = 0.3           # a detection overlapping another this much mixes two people's colours
 _REID_MIN_HEIGHT_RATIO = 0.5
-# lost this long, a track recovers only people who look like it (5-12 frames at 25 FPS scored alike
-# on the synthetic sets; matching colours from the first missed frame cost 5 mAP on the easy set)
+# lost this long, a track recovers only people who look like it; over a shorter miss its motion
+# prediction alone is trusted (the choice's figures: README, re-identification)
 _APPEARANCE_GATE_SECONDS = 0.25
 _PREDICTED_JOINT_MARGIN = 0.25   # box heights a predicted joint may lie outside its box
+# pose refresh scheduling (pose_needed): a box is one tracked person's at this IoU with their
+# predicted box, and nobody else is near it above _NEARBY_IOU
+_CLEAR_IOU = 0.5
+_NEARBY_IOU = 0.1
 
 
 class JointState(IntEnum):
@@ -118,15 +121,16 @@ class PoseTracker:
         tracks. With the frame's `image` (BGR), people are also told apart by their clothes'
         colours, so someone who comes back after `lost_buffer` can get their id back."""
         cfg = self.config
-        boxes, keypoints = self._sanitize(boxes, keypoints)
-        if cfg.contested_oks < 1 or cfg.duplicate_oks < 1:
-            boxes, keypoints = self._one_detection_per_person(boxes, keypoints)
+        boxes, keypoints, posed = self._sanitize(boxes, keypoints)
+        kept = one_detection_per_person(boxes, keypoints, self._sigmas, contested_oks=cfg.contested_oks,
+                                        duplicate_oks=cfg.duplicate_oks, joint_score_thresh=cfg.joint_score_thresh)
+        boxes, keypoints, posed = boxes[kept], keypoints[kept], posed[kept]
         appearance = self._appearance(image, boxes, keypoints)
         self.frame_index += 1
         self._predict(self._advance_clock(timestamp))
         self.tracks.raw[:] = np.nan
         self.tracks.joint_unseen = np.minimum(self.tracks.joint_unseen + 1, NEVER)
-        predicted, detections = self._pose(self.tracks.filters.pos), (boxes, keypoints, appearance)
+        predicted, detections = self._pose(self.tracks.filters.pos), (boxes, keypoints, posed, appearance)
 
         score, state = boxes[:, 4], self.tracks.state
         high = np.flatnonzero(score >= cfg.high_score)
@@ -141,11 +145,17 @@ class PoseTracker:
                                 first.unmatched_detections, cfg.min_similarity)
 
         matches = Matches.concatenate([first, second, third])
-        self._correct(matches, boxes, keypoints, appearance)
+        self._correct(matches, boxes, keypoints, posed, appearance)
         self._advance_lifecycle(matches.tracks)
+        self._give_ids()
+        self._drop_removed()   # the table loses rows: track row numbers from before are void
+        self._forget_departed()
         unclaimed = third.unmatched_detections
-        starters = unclaimed[score[unclaimed] >= cfg.new_track_score]
+        # a detection given without a pose was someone tracked (pose_needed): it starts nobody
+        starters = unclaimed[(score[unclaimed] >= cfg.new_track_score) & posed[unclaimed]]
         self._start_tracks(boxes[starters], keypoints[starters], appearance[starters])
+        self._give_ids()       # tracks confirmed at birth: the first frame's people (min_hits 1: all)
+        self._drop_removed()   # a lost track whose id such a newcomer took
         return self._report()
 
     def predicted_people(self, timestamp: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +168,41 @@ class PoseTracker:
         filters = t.filters
         pos = filters.pos[rows] + self._frames_until(timestamp) * filters.vel[rows]
         return self._pose(pos, rows)
+
+    def pose_needed(self, boxes: np.ndarray, timestamp: float | None = None) -> np.ndarray:
+        """(N,) bool: which of the coming frame's detection boxes (N,5) need a pose estimate; give
+        the others all-NaN keypoints in `update`, which then measures their boxes only.
+
+        - Pose only where it is used: a box under high_score that overlaps neither a tracked
+          person's predicted box nor another box can only be dropped (it can join no track, start
+          none, and take part in no duplicate rule), so it needs none. This changes nothing.
+        - With pose_refresh_frames over 1: a box that overlaps one tracked person's predicted box
+          at IoU >= `_CLEAR_IOU` and nobody else's (no other box or tracked person within IoU
+          `_NEARBY_IOU`) keeps that person's predicted pose while it is fresh: estimated less
+          than pose_refresh_frames frames ago, and no joint predicted to have moved
+          pose_refresh_motion of the person's height from its offset then."""
+        cfg = self.config
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
+        need = np.ones(len(boxes), bool)
+        t = self.tracks
+        tracked = np.flatnonzero(t.state == TRACKED)
+        if len(boxes) == 0:
+            return need
+        pos = t.filters.pos[tracked] + self._frames_until(timestamp) * t.filters.vel[tracked]
+        to_tracks = box_iou(boxes, self._pose(pos, tracked)[0])
+        to_boxes = box_iou(boxes, boxes)
+        np.fill_diagonal(to_boxes, 0.0)
+        alone = to_boxes.max(axis=1) <= 0
+        need &= ~((boxes[:, 4] < cfg.high_score) & alone & (to_tracks.max(axis=1, initial=0.0) <= 0))
+        if cfg.pose_refresh_frames <= 1 or len(tracked) == 0:
+            return need
+        height = np.maximum(pos[:, 3], 1.0)
+        moved = np.linalg.norm(pos[:, _JOINTS].reshape(len(tracked), self.num_joints, 2) - t.posed_offsets[tracked], axis=2)
+        fresh = (t.pose_age[tracked] + 1 < cfg.pose_refresh_frames) & (moved.max(axis=1) / height < cfg.pose_refresh_motion)
+        best = to_tracks.argmax(axis=1)
+        clear = (to_tracks.max(axis=1) >= _CLEAR_IOU) & ((to_tracks > _NEARBY_IOU).sum(axis=1) == 1)
+        clear &= (to_boxes <= _NEARBY_IOU).all(axis=1) & ((to_tracks > _NEARBY_IOU).sum(axis=0)[best] == 1)
+        return need & ~(clear & fresh[best])
 
     @property
     def num_live_tracks(self) -> int:
@@ -176,10 +221,10 @@ class PoseTracker:
         if track_rows.size == 0 or det_rows.size == 0:
             return Matches.nothing(track_rows, det_rows)
         cfg = self.config
-        (track_boxes, track_kpts), (det_boxes, det_kpts, det_appearance) = predicted, detections
+        (track_boxes, track_kpts), (det_boxes, det_kpts, posed, det_appearance) = predicted, detections
         similarity, flipped = pose_similarity(track_boxes[track_rows], track_kpts[track_rows], det_boxes[det_rows],
                                               det_kpts[det_rows], self._sigmas, self._flip, cfg.oks_weight,
-                                              cfg.joint_score_thresh)
+                                              cfg.joint_score_thresh, posed[det_rows])
         lost = self.tracks.state[track_rows] == LOST
         if lost.any():
             similarity[lost] = np.maximum(similarity[lost],
@@ -204,25 +249,37 @@ class PoseTracker:
         colours[overlap.max(axis=1) > _CROWDED_IOU] = np.nan
         return colours
 
-    def _correct(self, matches: Matches, boxes: np.ndarray, keypoints: np.ndarray, appearance: np.ndarray) -> None:
-        """Kalman update of the matched tracks with their detections (left/right labels fixed)."""
+    def _correct(self, matches: Matches, boxes: np.ndarray, keypoints: np.ndarray, posed: np.ndarray,
+                 appearance: np.ndarray) -> None:
+        """Kalman update of the matched tracks with their detections (left/right labels fixed). A
+        detection without a pose measures the box only: the pose centre moves with it, the joints'
+        offsets keep their prediction, and the joints' scores stay the last estimated ones."""
         rows, t = matches.tracks, self.tracks
         if rows.size == 0:
             return
-        det_boxes, det_kpts = boxes[matches.detections], keypoints[matches.detections]
+        det_boxes, det_kpts, det_posed = boxes[matches.detections], keypoints[matches.detections], posed[matches.detections]
         if self._flip is not None and matches.flipped.any():
             det_kpts[matches.flipped] = det_kpts[matches.flipped][:, self._flip]
         filters = t.filters
         z, var, observed = self._measurement(det_boxes, det_kpts,
                                              filters.pos[rows, _JOINTS].reshape(len(rows), -1, 2))
+        boxed = rows[~det_posed]
+        observed[~det_posed, _CENTRE] = observed[~det_posed, _JOINTS] = False
+        box_before = filters.pos[boxed, 0:2].copy(), filters.vel[boxed, 0:2].copy()
         # one masked update over all tracks: rows without a detection are simply not observed
         full_z, full_var = np.zeros_like(filters.pos), np.ones_like(filters.pos)
         full_observed = np.zeros(filters.pos.shape, bool)
         full_z[rows], full_var[rows], full_observed[rows] = z, var, observed
         filters.update(full_z, full_var, full_observed)
+        # a person measured by the box alone: the pose centre makes the box centre's correction
+        filters.pos[boxed, _CENTRE] += filters.pos[boxed, 0:2] - box_before[0]
+        filters.vel[boxed, _CENTRE] += filters.vel[boxed, 0:2] - box_before[1]
         t.score[rows] = det_boxes[:, 4]
-        t.joint_score[rows] = det_kpts[:, :, 2]
-        t.raw[rows] = det_kpts
+        with_pose = rows[det_posed]
+        t.joint_score[with_pose] = det_kpts[det_posed, :, 2]
+        t.raw[with_pose] = det_kpts[det_posed]
+        t.pose_age[rows] = np.where(det_posed, 0, t.pose_age[rows] + 1)
+        t.posed_offsets[with_pose] = filters.pos[with_pose, _JOINTS].reshape(len(with_pose), self.num_joints, 2)
         t.joint_unseen[rows] = np.where(observed[:, _JOINTS][:, ::2], 0, t.joint_unseen[rows])
         t.appearance[rows], t.appearance_n[rows] = blend_appearance(
             t.appearance[rows], appearance[matches.detections], t.appearance_n[rows], _APPEARANCE_MOMENTUM)
@@ -230,26 +287,28 @@ class PoseTracker:
         t.seen_height[rows] = det_boxes[:, 3] - det_boxes[:, 1]
 
     def _advance_lifecycle(self, matched_rows: np.ndarray) -> None:
-        """Count hits and misses, move every track through the state machine, give newly
-        confirmed tracks their ids, drop the removed ones and forget departed ones past reid_seconds."""
+        """Count hits and misses and move every track through the state machine."""
         t, cfg = self.tracks, self.config
         hit = np.zeros(len(t), bool)
         hit[matched_rows] = True
         t.hits = np.where(hit, t.hits + 1, t.hits)
         t.since_update = np.where(hit, 0, t.since_update + 1).astype(np.int32)
         t.state = next_states(t.state, hit, t.hits, t.since_update, cfg.min_hits, cfg.lost_buffer)
-        self._give_ids()
-        recent = self._now - self.departed.seen_at <= cfg.reid_seconds
-        if not recent.all():
-            self.departed = self.departed.select(recent)
 
     def _drop_removed(self) -> None:
-        """Removed tracks leave the table; confirmed ones are remembered as departed."""
+        """Removed tracks leave the table (replaced: its rows are renumbered); confirmed ones are
+        remembered as departed."""
         t = self.tracks
         removed = t.state == REMOVED
         if removed.any():
             self.departed = self.departed.concatenate(t.select(removed & (t.ids >= 0)))
             self.tracks = t.select(~removed)
+
+    def _forget_departed(self) -> None:
+        """Departed people last seen over reid_seconds ago can no longer be re-identified."""
+        recent = self._now - self.departed.seen_at <= self.config.reid_seconds
+        if not recent.all():
+            self.departed = self.departed.select(recent)
 
     def _start_tracks(self, boxes: np.ndarray, kpts: np.ndarray, appearance: np.ndarray) -> None:
         """New tracks from unmatched detections; their filters start at the measurement."""
@@ -268,19 +327,19 @@ class PoseTracker:
         # frame to confirm them against, and a single image would otherwise show no one
         min_hits = 1 if self.frame_index == 0 else cfg.min_hits
         self.tracks = self.tracks.concatenate(TrackTable.started(birth_state(min_hits), filters, boxes[:, 4],
-                                                                 kpts, measured, appearance, self._now))
-        self._give_ids()
+                                                                 kpts, measured,
+                                                                 z[:, _JOINTS].reshape(len(z), -1, 2),
+                                                                 appearance, self._now))
 
     def _give_ids(self) -> None:
-        """Ids for the tracks confirmed since the last call: a re-identified person's old id,
-        else new ones counting up (in row order); then the removed tracks leave the table."""
+        """Ids for the tracks confirmed since the last call: a re-identified person's old id
+        (the lost track that had it is marked removed), else new ones counting up (in row order)."""
         t = self.tracks
         confirmed = np.flatnonzero((t.ids < 0) & (t.state != TENTATIVE) & (t.state != REMOVED))
         confirmed = self._reidentify(confirmed)
         if confirmed.size:
             t.ids[confirmed] = np.arange(self._next_id, self._next_id + confirmed.size)
             self._next_id += confirmed.size
-        self._drop_removed()
 
     def _reidentify(self, rows: np.ndarray) -> np.ndarray:
         """Give newly confirmed track `rows` the ids of the people they look like (lost tracks
@@ -375,8 +434,10 @@ class PoseTracker:
         kpts[:, :, 2] = joint_score
         return boxes, kpts
 
-    def _sanitize(self, boxes, keypoints) -> tuple[np.ndarray, np.ndarray]:
-        """Drop detections with unusable boxes; NaN joints become unobserved (score 0)."""
+    def _sanitize(self, boxes, keypoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Drop detections with unusable boxes; NaN joints become unobserved (score 0). Also
+        returns which detections came with a pose: all-NaN keypoints are a detection given
+        without one (pose_needed)."""
         j = self.num_joints
         boxes = np.asarray(boxes, np.float32) if np.size(boxes) else np.zeros((0, 5), np.float32)
         keypoints = (np.asarray(keypoints, np.float32) if np.size(keypoints)
@@ -386,82 +447,13 @@ class PoseTracker:
         if not shapes_ok:
             raise UserError(f"tracker expects boxes (N,5) and keypoints (N,{j},3) for schema "
                             f"{self.schema}; got {boxes.shape} and {keypoints.shape}")
-        usable = (np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
-        if not usable.all():
-            boxes, keypoints = boxes[usable], keypoints[usable]
+        boxes, usable = usable_boxes(boxes)
+        keypoints = keypoints[usable]
+        posed = ~np.isnan(keypoints).all(axis=(1, 2)) if keypoints.size else np.ones(len(boxes), bool)
         if not np.isfinite(keypoints).all():  # the caller's array is left as it is
             keypoints = keypoints.copy()
             keypoints[~np.all(np.isfinite(keypoints), axis=2)] = 0.0
-        return boxes, keypoints
-
-    def _one_detection_per_person(self, boxes, keypoints):
-        """The detections left by the contested and the duplicate rules, in turn, on one matrix of
-        box overlaps."""
-        overlap = box_iou(boxes[:, :4], boxes[:, :4])
-        if self.config.contested_oks < 1:
-            keep = self._uncontested(boxes, keypoints, overlap)
-            boxes, keypoints, overlap = boxes[keep], keypoints[keep], overlap[np.ix_(keep, keep)]
-        if self.config.duplicate_oks < 1:
-            keep = self._unduplicated(boxes, keypoints, overlap)
-            boxes, keypoints = boxes[keep], keypoints[keep]
-        return boxes, keypoints
-
-    def _uncontested(self, boxes, keypoints, overlap) -> np.ndarray:
-        """Detections that box NMS at IoU 0.5 would remove (they cover a better-scoring box) kept
-        only when their pose is someone else's: OKS at most contested_oks with every uncontested
-        pose. In crowds the person behind another often has such a box; NMS alone cannot tell it
-        from a second box on the front person (the bundled detector runs its NMS at 0.7 for this)."""
-        if not (np.triu(overlap, k=1) > _CONTESTED_IOU).any():
-            return np.ones(len(boxes), bool)   # most frames: nothing to contest, no NMS loop
-        firm = np.zeros(len(boxes), bool)
-        firm[nms(boxes[:, :4], boxes[:, 4], _CONTESTED_IOU)] = True
-        if firm.all():
-            return firm
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        oks = oks_matrix(keypoints[~firm], keypoints[firm], areas[~firm], self._sigmas,
-                         self.config.joint_score_thresh)
-        keep = firm.copy()
-        keep[np.flatnonzero(~firm)[oks.max(axis=1) <= self.config.contested_oks]] = True
-        return keep
-
-    def _unduplicated(self, boxes, keypoints, overlap) -> np.ndarray:
-        """Detections whose poses are one person (OKS above duplicate_oks) reduced to the one whose
-        box fits its pose best (IoU with the pose's extent). In crowds two boxes often lead the pose
-        network to the same front person; the copy would start a second track on that person or
-        pull the hidden person's track onto them (crowded set: IDF1 50.2 -> 52.1). A box that lies
-        almost wholly inside a much larger other (`_NESTED`, `_NESTED_AREA`) needs only OKS above
-        `_NESTED_OKS`: a weak box on part of someone (their legs) makes the network draw all of them
-        again, a little shifted (the demo clip's IDF1 fell 67.7 -> 57.6 on one such box once the
-        tracker saw boxes down to 0.243). At 0.4 the synthetic selection sets gained IDF1 (+1.1 easy, +0.7 crowded) at no mAP
-        cost; at contested_oks' 0.15 they lost 0.5-0.7 mAP."""
-        keep = np.ones(len(boxes), bool)
-        if len(boxes) < 2:
-            return keep
-        seen = (keypoints[..., 2] >= self.config.joint_score_thresh)[..., None]
-        low = np.where(seen, keypoints[..., :2], np.inf).min(axis=1)
-        high = np.where(seen, keypoints[..., :2], -np.inf).max(axis=1)
-        extent = np.where(seen.any(axis=1), np.concatenate([low, high], axis=1), 0.0)
-        fit = np.diag(box_iou(boxes[:, :4], extent))
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        # one person's two poses come from overlapping boxes: OKS only for those pairs
-        i, j = np.nonzero(np.triu(overlap > 0, k=1))
-        oks = np.zeros((len(boxes), len(boxes)))
-        thresh = self.config.joint_score_thresh
-        oks[i, j] = oks_pairs(keypoints[i], keypoints[j], areas[i], self._sigmas, thresh)
-        oks[j, i] = oks_pairs(keypoints[j], keypoints[i], areas[j], self._sigmas, thresh)
-        # share of each row's box inside each column's box, from IoU: intersection = IoU * (a + b - intersection)
-        inside = overlap * (areas[:, None] + areas[None, :]) / (1 + overlap) / np.maximum(areas[:, None], 1e-9)
-        # a part of the other's box: inside it and clearly smaller (two people crossing have like boxes)
-        nested = (inside > _NESTED) & (areas[:, None] < _NESTED_AREA * areas[None, :])
-        nested |= nested.T
-        limit = np.where(nested, min(_NESTED_OKS, self.config.duplicate_oks), self.config.duplicate_oks)
-        for i in np.argsort(-fit):
-            if not keep[i]:
-                continue
-            dup = (oks[i] > limit[i]) & keep
-            dup[i] = False
-            keep[dup] = False
-        return keep
+        return boxes, keypoints, posed
 
     def _recovery_similarity(self, rows: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
         """(L,D) how well each lost track's predicted place explains each detection, in [0,1].

@@ -28,13 +28,16 @@ class TrackTable:
     born_at: np.ndarray         # (T,) float64 time (s) of the first detection
     seen_at: np.ndarray         # (T,) float64 time (s) of the last match
     seen_height: np.ndarray     # (T,) float32 box height (px) of the last match
+    pose_age: np.ndarray        # (T,) int32 frames since the pose was last estimated; 0 this frame
+    posed_offsets: np.ndarray   # (T,J,2) float32 the joints' filtered offsets from the centre then
     filters: ConstantVelocityBank  # (T,D) Kalman filters: box, pose centre, joint offsets (see tracker.py)
 
     @classmethod
-    def started(cls, state: int, filters: ConstantVelocityBank, score: np.ndarray,
-                keypoints: np.ndarray, measured: np.ndarray, appearance: np.ndarray, now: float) -> "TrackTable":
+    def started(cls, state: int, filters: ConstantVelocityBank, score: np.ndarray, keypoints: np.ndarray,
+                measured: np.ndarray, offsets: np.ndarray, appearance: np.ndarray, now: float) -> "TrackTable":
         """Rows for tracks born at time `now` from detections (score (N,), keypoints (N,J,3), which
-        joints were measured (N,J), part colours (N,P,3)): one hit, no id yet."""
+        joints were measured (N,J), their offsets from the pose centre (N,J,2), part colours
+        (N,P,3)): one hit, no id yet."""
         n = len(filters)
         return cls(ids=np.full(n, -1, np.int64), state=np.full(n, state, np.int8), hits=np.ones(n, np.int32),
                    since_update=np.zeros(n, np.int32), score=np.asarray(score, np.float32),
@@ -44,13 +47,14 @@ class TrackTable:
                    appearance=np.asarray(appearance, np.float32),
                    appearance_n=np.isfinite(appearance).all(axis=-1).astype(np.int32),
                    born_at=np.full(n, now), seen_at=np.full(n, now),
-                   seen_height=np.asarray(filters.pos[:, 3], np.float32), filters=filters)
+                   seen_height=np.asarray(filters.pos[:, 3], np.float32), pose_age=np.zeros(n, np.int32),
+                   posed_offsets=np.asarray(offsets, np.float32), filters=filters)
 
     @classmethod
     def empty(cls, num_joints: int, filter_dims: int, num_parts: int) -> "TrackTable":
         return cls.started(0, ConstantVelocityBank(np.zeros((0, filter_dims)), 0.0, 0.0), np.zeros(0),
                            np.zeros((0, num_joints, 3)), np.zeros((0, num_joints), bool),
-                           np.zeros((0, num_parts, 3)), 0.0)
+                           np.zeros((0, num_joints, 2)), np.zeros((0, num_parts, 3)), 0.0)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

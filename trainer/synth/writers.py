@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.hub.atomic import atomic_path, write_json_atomic
+from engines.common.files import atomic_path, write_json_atomic
 from engines.errors import UserError
 from engines.formats.posetrack import (PoseTrackFrame, PoseTrackSequence, make_image_id, write_posetrack17,
                                write_posetrack18)

@@ -1,22 +1,28 @@
-"""engines.runtimes.gpu_ops against the CPU path: crops vs cv2.warpAffine and the official rotated
-crop, normalisation vs the estimator's, decode vs engines.pose.codec.decode_heatmaps. Runs on CPU
-torch; the same checks on CUDA are marked gpu."""
+"""engines.pose.torch_ops and TorchProcessing against the numpy path: crops vs cv2.warpAffine and
+the official rotated crop, network input vs NumpyProcessing's, decode vs
+engines.pose.codec.decode_heatmaps under both families' rules. Runs on CPU torch; the same checks
+on CUDA are marked gpu."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from engines.runtimes import gpu_ops
-from engines.pose.codec import decode_heatmaps, fuse_flip
-from engines.pose.normalization import normalize_crops
+from engines.models.catalogue import IMAGENET_MEAN, IMAGENET_STD
+from engines.pose import torch_ops
+from engines.pose.codec import RULES, decode_heatmaps, fuse_flip
 from engines.pose.geometry import affine_points, box_to_center_scale, crop_people, get_affine_transform
+from engines.pose.normalization import normalize_crops
+from engines.pose.processing import NumpyProcessing, ProcessingSpec, TorchProcessing
+from engines.pose.schemas import COCO17
 
 IMAGE_SIZE = (192, 256)  # w, h
 HEATMAP_SIZE = (48, 64)
 
+SPEC = ProcessingSpec(IMAGE_SIZE, HEATMAP_SIZE, IMAGENET_MEAN, IMAGENET_STD, tuple(COCO17.flip_permutation()))
 DEVICES = ["cpu", pytest.param("cuda", marks=[
     pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
 
@@ -44,8 +50,8 @@ def test_crops_match_cv2_warp_affine_within_one_grey_level(device):
     centers, scales = box_to_center_scale(BOXES, IMAGE_SIZE)
     expected = crop_people(frame, centers, scales, IMAGE_SIZE).astype(np.float32)
 
-    matrices = gpu_ops.crop_matrices(centers, scales, IMAGE_SIZE)
-    crops = gpu_ops.warp_crops(gpu_ops.upload_frame(frame, device), matrices, IMAGE_SIZE)
+    matrices = torch_ops.crop_matrices(centers, scales, IMAGE_SIZE)
+    crops = torch_ops.warp_crops(torch_ops.upload_frame(frame, device), matrices, IMAGE_SIZE)
 
     assert crops.shape == (len(BOXES), 3, IMAGE_SIZE[1], IMAGE_SIZE[0])
     assert crops.device.type == device
@@ -61,8 +67,8 @@ def test_crops_follow_the_matrix_not_just_the_box_size():
     frame = textured_frame(seed=1)
     centers, scales = box_to_center_scale(BOXES[:2], IMAGE_SIZE)
     expected = crop_people(frame, centers + [1.0, 0.0], scales, IMAGE_SIZE).astype(np.float32)
-    crops = gpu_ops.warp_crops(gpu_ops.upload_frame(frame, "cpu"),
-                               gpu_ops.crop_matrices(centers, scales, IMAGE_SIZE), IMAGE_SIZE)
+    crops = torch_ops.warp_crops(torch_ops.upload_frame(frame, "cpu"),
+                               torch_ops.crop_matrices(centers, scales, IMAGE_SIZE), IMAGE_SIZE)
     assert np.abs(crops.permute(0, 2, 3, 1).numpy() - expected).max() > 10
 
 
@@ -73,7 +79,7 @@ def test_warp_crops_reproduce_the_official_rotated_crop():
     image, official = golden["crop_img"], golden["crop_out"].astype(np.float32)
     w, h = (int(v) for v in golden["crop_output_size"])
     m = get_affine_transform(golden["crop_center"], golden["crop_scale"], golden["crop_rot"], (w, h))
-    crop = gpu_ops.warp_crops(gpu_ops.upload_frame(image, "cpu"), m[None], (w, h))[0].permute(1, 2, 0).numpy()
+    crop = torch_ops.warp_crops(torch_ops.upload_frame(image, "cpu"), m[None], (w, h))[0].permute(1, 2, 0).numpy()
     diff = np.abs(np.round(crop) - official).max(axis=2)
     # Pixels whose bilinear footprint touches the black border blend it differently in OpenCV 5
     # (the reference) and in OpenCV 4's fixed point (emulated here): compare those more loosely.
@@ -86,21 +92,26 @@ def test_warp_crops_reproduce_the_official_rotated_crop():
     assert diff.max() <= 4
 
 
+def on(device):
+    """TorchProcessing's input steps need only the backend's device."""
+    return TorchProcessing(SPEC, SimpleNamespace(device=torch.device(device)))
+
+
 def test_no_people_gives_an_empty_batch():
     frame = textured_frame()
-    crops = gpu_ops.crop_and_normalize(frame, np.zeros((0, 2)), np.zeros((0, 2)), IMAGE_SIZE)
+    crops = on("cpu").inputs(frame, np.zeros((0, 2)), np.zeros((0, 2)))
     assert crops.shape == (0, 3, IMAGE_SIZE[1], IMAGE_SIZE[0])
-    decoded = gpu_ops.decode_people(torch.zeros(0, 17, 64, 48), np.zeros((0, 2)), np.zeros((0, 2)))
+    decoded = torch_ops.decode_heatmaps(torch.zeros(0, 17, 64, 48), np.zeros((0, 2)), np.zeros((0, 2)))
     assert decoded.shape == (0, 17, 3)
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_crop_and_normalize_matches_the_cpu_network_input(device):
+def test_torch_network_input_matches_the_numpy_one(device):
     frame = textured_frame(seed=2)
     centers, scales = box_to_center_scale(BOXES[:5], IMAGE_SIZE)
-    expected = normalize_crops(crop_people(frame, centers, scales, IMAGE_SIZE))
+    expected = NumpyProcessing(SPEC, backend=None).inputs(frame, centers, scales)
 
-    got = gpu_ops.crop_and_normalize(frame, centers, scales, IMAGE_SIZE, device=device)
+    got = on(device).inputs(frame, centers, scales)
 
     assert got.dtype == torch.float32 and got.shape == expected.shape
     # one grey level is 1/255/std ~ 0.0175 in normalised units
@@ -109,8 +120,8 @@ def test_crop_and_normalize_matches_the_cpu_network_input(device):
 
 def test_normalize_crops_is_rgb_imagenet_and_casts():
     crops_bgr = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 3, 8, 6))).float()
-    expected = normalize_crops(crops_bgr.permute(0, 2, 3, 1).numpy().astype(np.uint8))
-    got = gpu_ops.normalize_crops(crops_bgr, dtype=torch.float16)
+    expected = normalize_crops(crops_bgr.permute(0, 2, 3, 1).numpy().astype(np.uint8), IMAGENET_MEAN, IMAGENET_STD)
+    got = torch_ops.normalize_crops(crops_bgr, IMAGENET_MEAN, IMAGENET_STD, dtype=torch.float16)
     assert got.dtype == torch.float16
     np.testing.assert_allclose(got.float().numpy(), expected, atol=2e-3)
 
@@ -143,15 +154,16 @@ def smooth_heatmaps(seed=0, people=6) -> np.ndarray:
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("method, make_heatmaps", [("standard", heatmaps_with_edge_cases),
                                                    ("dark", smooth_heatmaps)])
-def test_decode_matches_the_cpu_decode(device, method, make_heatmaps):
+def test_decode_matches_the_cpu_decode(device, rule, method, make_heatmaps):
     hm = make_heatmaps()
     boxes = np.concatenate([BOXES[:5], [[5, 5, 40, 200]]]).astype(np.float32)
-    centers, scales = box_to_center_scale(boxes, IMAGE_SIZE)
-    expected = decode_heatmaps(hm, centers, scales, method=method, blur_sigma=2.0)
+    centers, scales = box_to_center_scale(boxes, IMAGE_SIZE, rule=rule)
+    expected = decode_heatmaps(hm, centers, scales, method, rule, blur_sigma=2.0)
 
-    got = gpu_ops.decode_people(torch.from_numpy(hm).to(device), centers, scales, method, 2.0)
+    got = torch_ops.decode_heatmaps(torch.from_numpy(hm).to(device), centers, scales, method, rule, 2.0)
 
     assert got.shape == expected.shape and got.device.type == device
     np.testing.assert_allclose(got.cpu().numpy(), expected, atol=1e-3, rtol=0)
@@ -162,7 +174,7 @@ def test_decode_accepts_half_precision_heatmaps():
     centers, scales = box_to_center_scale(BOXES, IMAGE_SIZE)
     half = torch.from_numpy(hm).half()
     expected = decode_heatmaps(half.float().numpy(), centers, scales)
-    got = gpu_ops.decode_people(half, centers, scales)
+    got = torch_ops.decode_heatmaps(half, centers, scales)
     assert got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-3, rtol=0)
 
@@ -170,7 +182,7 @@ def test_decode_accepts_half_precision_heatmaps():
 def test_flip_fusion_matches_the_cpu_fusion():
     rng = np.random.default_rng(5)
     plain, mirrored = rng.random((2, 3, 17, *HEATMAP_SIZE[::-1]), dtype=np.float32)
-    pairs = np.array([[1, 2], [3, 4], [5, 6], [15, 16]])
-    expected = fuse_flip(plain, mirrored, pairs)
-    got = gpu_ops.fuse_flip(torch.from_numpy(plain), torch.from_numpy(mirrored), pairs)
+    order = COCO17.flip_permutation()
+    expected = fuse_flip(plain, mirrored, order)
+    got = torch_ops.fuse_flip(torch.from_numpy(plain), torch.from_numpy(mirrored), order)
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-6, rtol=0)

@@ -1,13 +1,14 @@
-"""Pose pre- and post-processing in torch, so that on a GPU a frame crosses the bus once.
+"""Pose pre- and post-processing in torch, so that on a GPU a frame crosses the bus once; the
+numpy path's operations (engines.pose.geometry, .normalization, .codec) with the same arguments.
 
 The frame is uploaded as uint8; every person's crop is cut from it in one batched bilinear
 `grid_sample`, driven by the same 2x3 affine matrices as the CPU path
 (`engines.pose.geometry.get_affine_transform`, which `cv2.warpAffine` uses there), then flipped to RGB
-and ImageNet-normalised. After the network, the official decode (argmax, quarter-pixel step
-towards the higher neighbour, back-projection through the inverse affine), or DARK, runs on
-the heatmaps where they are, and only the (N,J,3) keypoints come back. Works on any torch
-device; results agree with `engines.pose.geometry.crop_people` within a grey level or two (OpenCV
-interpolates in fixed point) and with `engines.pose.codec.decode_heatmaps`.
+and normalised. After the network, the decode (argmax, the quarter-pixel step of the family's
+rule, back-projection as the official transform_preds), or DARK, runs on the heatmaps where they
+are, and only the (N,J,3) keypoints come back. Works on any torch device; results agree with
+`engines.pose.geometry.crop_people` within a grey level or two (OpenCV interpolates in fixed
+point) and with `engines.pose.codec.decode_heatmaps`.
 """
 
 from __future__ import annotations
@@ -16,26 +17,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.pose.codec import newton_step_terms
-from engines.pose.geometry import get_affine_transform
-from engines.pose.normalization import IMAGENET_MEAN, IMAGENET_STD
+from engines.pose.codec import NO_RESPONSE, check_decode, newton_step_terms, quarter_steps
+from engines.pose.geometry import PIXEL_STD, get_affine_transform
 
-__all__ = ["crop_matrices", "heatmap_to_frame_matrices", "upload_frame", "warp_crops",
-           "normalize_crops", "crop_and_normalize", "fuse_flip", "decode_heatmaps", "decode_people"]
-
+__all__ = ["crop_matrices", "upload_frame", "warp_crops", "normalize_crops", "fuse_flip", "decode_heatmaps"]
 
 
 def crop_matrices(centers: np.ndarray, scales: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
     """(N,2,3) float64 frame -> crop matrices, one per person, as the CPU crop uses."""
     return np.array([get_affine_transform(c, s, 0, output_size) for c, s in zip(centers, scales)],
                     dtype=np.float64).reshape(-1, 2, 3)
-
-
-def heatmap_to_frame_matrices(centers: np.ndarray, scales: np.ndarray,
-                              heatmap_size: tuple[int, int]) -> np.ndarray:
-    """(N,2,3) float64 heatmap -> frame matrices (the official decode's inverse transform)."""
-    return np.array([get_affine_transform(c, s, 0, heatmap_size, inv=True)
-                     for c, s in zip(centers, scales)], dtype=np.float64).reshape(-1, 2, 3)
 
 
 def upload_frame(frame_bgr: np.ndarray, device: torch.device | str) -> torch.Tensor:
@@ -73,74 +64,64 @@ def warp_crops(frame: torch.Tensor, matrices: np.ndarray, output_size: tuple[int
                          padding_mode="zeros", align_corners=False)
 
 
-def normalize_crops(crops_bgr: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(N,3,h,w) BGR 0..255 -> RGB, (x/255 - mean) / std, as engines.pose.normalization.normalize_crops."""
-    mean = crops_bgr.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
-    std = crops_bgr.new_tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0
+def normalize_crops(crops_bgr: torch.Tensor, mean, std, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(N,3,h,w) BGR 0..255 -> RGB, (x/255 - mean) / std (RGB, 0..1 scale), as
+    engines.pose.normalization.normalize_crops."""
+    mean = crops_bgr.new_tensor(mean).view(1, 3, 1, 1) * 255.0
+    std = crops_bgr.new_tensor(std).view(1, 3, 1, 1) * 255.0
     return ((crops_bgr.flip(1) - mean) / std).to(dtype)
 
 
-def crop_and_normalize(frame_bgr: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                       image_size: tuple[int, int], device: torch.device | str = "cpu",
-                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Network input (N,3,h,w) on `device` for people at centers/scales (N,2) in a BGR frame."""
-    frame = upload_frame(frame_bgr, device)
-    return normalize_crops(warp_crops(frame, crop_matrices(centers, scales, image_size), image_size),
-                           dtype)
-
-
-def fuse_flip(heatmaps: torch.Tensor, heatmaps_flipped: torch.Tensor, flip_pairs) -> torch.Tensor:
+def fuse_flip(heatmaps: torch.Tensor, heatmaps_flipped: torch.Tensor, flip_order) -> torch.Tensor:
     """engines.pose.codec.fuse_flip on tensors: the mirrored input's heatmaps flipped back (left/right
-    joints swapped), shifted right by one column (column 0 kept), averaged with the plain ones."""
-    order = list(range(heatmaps_flipped.shape[1]))
-    for a, b in flip_pairs:
-        order[a], order[b] = order[b], order[a]
-    back = heatmaps_flipped[:, order].flip(-1)
+    joints swapped by `flip_order`), shifted right by one column (column 0 kept), averaged with
+    the plain ones."""
+    back = heatmaps_flipped[:, list(flip_order)].flip(-1)
     back = torch.cat([back[..., :1], back[..., :-1]], dim=-1)
     return (heatmaps + back) * 0.5
 
 
-def decode_heatmaps(heatmaps: torch.Tensor, heatmap_to_frame: np.ndarray | torch.Tensor,
-                    method: str = "standard", blur_sigma: float = 2.0) -> torch.Tensor:
-    """engines.pose.codec.decode_heatmaps on tensors: heatmaps (N,J,h,w) -> keypoints (N,J,3) float32
-    (x, y, maxval) in frame pixels, on the heatmaps' device; heatmap_to_frame: (N,2,3) matrices.
-
-    argmax (a maxval <= 0 puts the point at the heatmap origin), then "standard": a quarter
-    pixel towards the larger neighbour on each axis for peaks strictly inside (1 < x < w-1,
-    1 < y < h-1); or "dark": one Newton step on the log of the blurred map (`blur_sigma` = the
-    training target's sigma); then the inverse affine maps it to the frame."""
+def decode_heatmaps(heatmaps: torch.Tensor, centers: np.ndarray, scales: np.ndarray,
+                    method: str = "standard", rule: str = "hrnet", blur_sigma: float = 2.0) -> torch.Tensor:
+    """engines.pose.codec.decode_heatmaps on tensors: heatmaps (N,J,h,w) -> keypoints (N,J,3)
+    float32 (x, y, maxval) in frame pixels, on the heatmaps' device, for people at
+    centers/scales (N,2)."""
+    check_decode(method, rule)
     heatmaps = heatmaps.float()
     count, joints, height, width = heatmaps.shape
     if count == 0:
         return heatmaps.new_zeros((0, joints, 3))
     flat = heatmaps.reshape(count, joints, height * width)
     maxvals, index = flat.max(dim=2)  # first maximum on ties, as numpy's argmax
-    positive = (maxvals > 0).float()
-    x = (index % width).float() * positive
-    y = torch.div(index, width, rounding_mode="floor").float() * positive
+    positive = maxvals > 0
+    no_response = torch.full_like(maxvals, NO_RESPONSE[rule])
+    x = torch.where(positive, (index % width).float(), no_response)
+    y = torch.where(positive, torch.div(index, width, rounding_mode="floor").float(), no_response)
     if method == "standard":
-        x, y = _quarter_step(flat, x, y, width, height)
-    elif method == "dark":
-        x, y = _dark_step(heatmaps, x, y, blur_sigma)
+        x, y = _quarter_step(flat, x, y, width, height, rule)
     else:
-        raise ValueError(f"unknown decode method {method!r}: use 'standard' or 'dark'")
-    matrices = torch.as_tensor(heatmap_to_frame, dtype=torch.float32, device=heatmaps.device)
-    matrices = matrices.reshape(count, 1, 2, 3)
-    frame_x = matrices[..., 0, 0] * x + matrices[..., 0, 1] * y + matrices[..., 0, 2]
-    frame_y = matrices[..., 1, 0] * x + matrices[..., 1, 1] * y + matrices[..., 1, 2]
-    return torch.stack([frame_x, frame_y, maxvals], dim=2)
+        x, y = _dark_step(heatmaps, x, y, blur_sigma)
+    # the official transform_preds: one factor, scale[0] * 200 / w, for both axes (float64, as numpy)
+    centers = torch.as_tensor(np.asarray(centers, np.float64), device=heatmaps.device).reshape(count, 1, 2)
+    factor = torch.as_tensor(np.asarray(scales, np.float64)[:, :1] * PIXEL_STD / width,
+                             device=heatmaps.device).reshape(count, 1)
+    frame_x = centers[..., 0] + (x.double() - width / 2.0) * factor
+    frame_y = centers[..., 1] + (y.double() - height / 2.0) * factor
+    return torch.stack([frame_x.float(), frame_y.float(), maxvals], dim=2)
 
 
-def _quarter_step(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, width: int, height: int):
+def _quarter_step(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, width: int, height: int, rule: str):
     px, py = x.long(), y.long()
-    inside = (px > 1) & (px < width - 1) & (py > 1) & (py < height - 1)
-    at = py * width + px
-    neighbours = torch.stack([at + 1, at - 1, at + width, at - width], dim=2)
-    neighbours = torch.where(inside.unsqueeze(2), neighbours, at.unsqueeze(2))  # stay in range
+    step_x, step_y = quarter_steps(px, py, width, height, rule)
+    # clamped only so the gathers stay in range; where an axis does not step its value is unused
+    xs, ys = px.clamp(0, width - 1), py.clamp(0, height - 1)
+    xi, yi = px.clamp(1, width - 2), py.clamp(1, height - 2)
+    neighbours = torch.stack([ys * width + xi + 1, ys * width + xi - 1,
+                              (yi + 1) * width + xs, (yi - 1) * width + xs], dim=2)
     right, left, down, up = flat.gather(2, neighbours).unbind(2)
     zero = torch.zeros_like(x)
-    return (x + torch.where(inside, torch.sign(right - left) * 0.25, zero),
-            y + torch.where(inside, torch.sign(down - up) * 0.25, zero))
+    return (x + torch.where(step_x, torch.sign(right - left) * 0.25, zero),
+            y + torch.where(step_y, torch.sign(down - up) * 0.25, zero))
 
 
 def _dark_step(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor, blur_sigma: float):
@@ -171,11 +152,3 @@ def _dark_step(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor, blur_si
     zero = torch.zeros_like(det)
     return (x + torch.where(usable, num_x / safe_det, zero).float(),
             y + torch.where(usable, num_y / safe_det, zero).float())
-
-
-def decode_people(heatmaps: torch.Tensor, centers: np.ndarray, scales: np.ndarray,
-                  method: str = "standard", blur_sigma: float = 2.0) -> torch.Tensor:
-    """decode_heatmaps with the inverse matrices of people at centers/scales (N,2)."""
-    height, width = heatmaps.shape[-2:]
-    return decode_heatmaps(heatmaps, heatmap_to_frame_matrices(centers, scales, (width, height)),
-                           method, blur_sigma)
