@@ -6,11 +6,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import cv2
 import pytest
 import torch
 
 from engines.models.presets import build_network
+from fed_videos import cut_video
 from tracker.sources import DEMO_CLIP
 from trainer.synth import cli as synth_cli
 
@@ -53,15 +53,7 @@ def lite_weights(tmp_path_factory):
 def short_clip(tmp_path_factory):
     if not DEMO_CLIP.is_file():
         pytest.skip("bundled demo clip missing")
-    path = tmp_path_factory.mktemp("clip") / "short.mp4"
-    reader, writer = cv2.VideoCapture(str(DEMO_CLIP)), None
-    for _ in range(6):
-        ok, image = reader.read()
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, image.shape[1::-1])
-        writer.write(image)
-    writer.release()
-    return path
+    return cut_video(DEMO_CLIP, tmp_path_factory.mktemp("clip") / "short.mp4", 6)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from engines.errors import run_cli
+from engines.pose.estimator import PoseEstimator
 from tracker.app import main
 from tracker.runs import next_run_dir
 from tracker.sources import DEMO_CLIP
@@ -58,6 +59,33 @@ def test_two_sources_with_every_export(tmp_path, capsys, lite_weights, short_cli
     assert names == sorted(f"{stem}{suffix}" for stem in ("short", "short_1")
                            for suffix in (".json", ".pt17.json", ".jsonl", ".csv", ".mot.txt", ".mp4"))
     assert len(json.loads((tmp_path / "exp1" / "short.json").read_text())["images"]) == 6
+
+
+@pytest.mark.parametrize("flags, device, interval", [
+    ([], "cpu", 2),                             # real footage on the CPU: the knee (README)
+    (["--bundled"], "cpu", 1),                  # the bundled models track every frame's detections
+    ([], "cuda", 1),
+    (["--det-interval", "3"], "cpu", 3)])
+def test_the_detector_runs_every_frame_but_on_the_cpus_real_footage(monkeypatch, tmp_path, lite_weights, short_clip,
+                                                                  flags, device, interval):
+    import engines.detectors
+    import tracker.app as app
+
+    calls = []
+
+    def counting_detector(name, **options):
+        detector = load_detector("centernet", score_thresh=options["score_thresh"])
+        detect = detector.detect
+        detector.detect = lambda frame: calls.append(1) or detect(frame)
+        return detector
+
+    load_detector = engines.detectors.load_detector
+    monkeypatch.setattr(engines.detectors, "load_detector", counting_detector)
+    monkeypatch.setattr(app, "pose_from_args", lambda *args: PoseEstimator("lite_w16_160x128", lite_weights))
+    argv = ["--source", str(short_clip), "--det", "centernet", "--device", device, "--no-save",
+            "--out", str(tmp_path), *flags]
+    assert main(argv) == 0
+    assert len(calls) == len(range(0, 6, interval))   # of the clip's 6 frames
 
 
 def test_jsonl_to_stdout_alone_writes_nothing_else(tmp_path, lite_weights, short_clip):
@@ -134,7 +162,7 @@ def test_batch_shards_videos_by_rank(tmp_path, monkeypatch, lite_weights, short_
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert batch([str(videos), "--out", str(tmp_path / "out"), "--pose", str(lite_weights), "--bundled"]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.json", "manifest.jsonl"]
     assert len(json.loads((tmp_path / "out" / "b.json").read_text())["images"]) == 6
     assert run_cli(batch, [str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
 

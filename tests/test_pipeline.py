@@ -11,25 +11,13 @@ import pytest
 from engines.detectors.hog import HogDetector
 from engines.formats.posetrack import load_sequence
 from engines.pose.estimator import PoseEstimator
+from fed_videos import cut_video
 from tracker.export import CsvWriter, JsonlWriter, PoseTrack17Writer, PoseTrack18Writer
 from tracker.pipeline import Pipeline, Stream, VideoSink, new_tracker, propagate_boxes
 from tracker.render import Renderer
 from tracker.sources import DEMO_CLIP, Frame, Source, open_source
 
 pytestmark = pytest.mark.skipif(not DEMO_CLIP.is_file(), reason="bundled demo clip missing")
-
-
-def cut_demo(path, frames):
-    reader = cv2.VideoCapture(str(DEMO_CLIP))
-    writer = None
-    for _ in range(frames):
-        ok, image = reader.read()
-        assert ok
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, image.shape[1::-1])
-        writer.write(image)
-    writer.release()
-    return path
 
 
 class CountingHog(HogDetector):
@@ -74,7 +62,7 @@ def test_boxes_follow_confident_keypoints():
 def test_two_sources_each_tracked_to_complete_outputs(tmp_path, estimator):
     """Two clips in one pipeline: each gets the tracks it gets alone (one tracker per source,
     nothing shared), in complete outputs."""
-    clip_a, clip_b = cut_demo(tmp_path / "a.mp4", 8), cut_demo(tmp_path / "b.mp4", 5)
+    clip_a, clip_b = cut_video(DEMO_CLIP, tmp_path / "a.mp4", 8), cut_video(DEMO_CLIP, tmp_path / "b.mp4", 5)
     (tmp_path / "alone").mkdir()
     for clip, name in ((clip_a, "a"), (clip_b, "b")):
         Pipeline(estimator, HogDetector(), [make_stream(clip, tmp_path / "alone", name)], det_interval=3).run()
@@ -120,7 +108,7 @@ def test_ctrl_c_on_endless_camera_finalises_outputs(tmp_path, estimator):
                 raise KeyboardInterrupt
             return super().detect(frame_bgr)
 
-    stream = make_stream(cut_demo(tmp_path / "cam.mp4", 4), tmp_path, "cam", loop=True)
+    stream = make_stream(cut_video(DEMO_CLIP, tmp_path / "cam.mp4", 4), tmp_path, "cam", loop=True)
     stats = Pipeline(estimator, InterruptedHog(), [stream], det_interval=2).run()
     assert stats.interrupted and stats.frames >= 3
     assert_same_frames(tmp_path, "cam", stream.frames)

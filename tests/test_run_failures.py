@@ -352,7 +352,7 @@ def test_a_live_run_is_left_alone(tmp_path):
     ("tracker", ["--backend", "nosuch"], "argument --backend: invalid choice: 'nosuch'"),
     ("tracker", ["eval"], "the following arguments are required: --gt, --pred"),
     ("tracker", ["bench"], "the following arguments are required: --stage"),
-    ("tracker", ["batch"], "the following arguments are required: folder, --out"),
+    ("tracker", ["batch"], "the following arguments are required: INPUT, --out"),
     ("engines", ["export"], "the following arguments are required: --preset, --out"),
     ("engines", ["bench", "--batch", "x"], "argument --batch"),
     ("engines", ["fetch", "--bogus"], "unrecognized arguments: --bogus"),

@@ -83,7 +83,7 @@ def test_frames_without_detection_follow_the_tracker_prediction(tmp_path):
 
 def test_det_interval_option_takes_whole_numbers_of_one_or_more(capsys):
     parser = build_parser()
-    assert parser.parse_args([]).det_interval == 1             # every frame unless asked
+    assert parser.parse_args([]).det_interval is None          # the run's default (plan_run)
     assert parser.parse_args(["--det-interval", "3"]).det_interval == 3
     for bad in ("0", "-2", "two"):
         with pytest.raises(SystemExit) as refused:

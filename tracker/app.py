@@ -5,8 +5,8 @@ annotated video and PoseTrack JSON to runs/track/expN, which it prints. With `--
 --no-save` (and no --export) the tracks go to stdout alone and no run folder is made.
 
 The arguments are resolved once into a `RunPlan` (sources, models, tracker settings); what a run
-opens (sources, the Ctrl+C handler, the run folder, the progress bar) is released through one
-ExitStack.
+opens (the --serve server, sources, the Ctrl+C handler, the run folder, the progress bar) is
+released through one ExitStack.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ DEFAULT_DET = "centernet"
 # real footage, per device: (detector, pose), fetched and verified on first use. On the CPU the
 # cheapest real-world pair (README "Models")
 REAL_WORLD_MODELS = {"cpu": ("yolox-nano", "litehrnet30-coco"), "cuda": ("yolox-s", "hrnet-w32-coco")}
+# their detector interval: on the CPU every second frame, the knee of speed against accuracy (README,
+# "Real time on the CPU": half the detector's cost and fewer poses, mAP and MOTA unchanged)
+REAL_WORLD_DET_INTERVAL = {"cpu": 2, "cuda": 1}
 # engines.runtimes.backends.backend_names(), spelled out so that --help does not import torch
 BACKEND_CHOICES = ["torch", "onnxruntime", "compile", "tensorrt", "tensorrt-onnx", "openvino"]
 # format -> (file suffix, writer class in tracker.export)
@@ -64,6 +67,12 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
                         "(default); repeat for several sources, each tracked on its own")
     p.add_argument("--loop", action="store_true", help="play video files in a loop, read like a camera")
     p.add_argument("--show", action="store_true", help="show a window (q or Esc quits)")
+    p.add_argument("--serve", metavar="[HOST:]PORT", type=serve_address,
+                   help="also serve a live view: a page, /stream.mjpg, /tracks, /events (README \"Watch from a "
+                        "browser\"); HOST 127.0.0.1 unless given, PORT 0 for any free one")
+    p.add_argument("--serve-token", metavar="TOKEN",
+                   help="with --serve: every request must carry TOKEN (?token= or Authorization: Bearer); "
+                        "default: the TRACKER_SERVE_TOKEN environment variable")
     p.add_argument("--save", action=argparse.BooleanOptionalAction, default=True,
                    help="write the annotated video (default: on)")
     p.add_argument("--export", action="append", choices=sorted(EXPORTS), default=None,
@@ -72,13 +81,35 @@ def build_parser(prog: str = "python -m tracker") -> argparse.ArgumentParser:
                    help="also stream one JSON line per frame to PATH; '-': to stdout, in place of the default "
                         "export (with --no-save no run folder is made)")
     add_model_options(p)
-    p.add_argument("--det-interval", type=positive_int, default=1,
+    p.add_argument("--det-interval", type=positive_int,
                    help="run the detector every N frames; in between, each person's box is fitted around "
-                        "the keypoints where the tracker predicts them (tentative tracks included)")
+                        "the keypoints where the tracker predicts them (tentative tracks included); default "
+                        "2 on the CPU with the real-world models, else 1")
     add_tracker_option(p)
     add_runtime_options(p)
     p.add_argument("--out", default="runs/track", help="parent of the numbered run folders (default runs/track)")
     return p
+
+
+def serve_address(text: str) -> tuple[str, int]:
+    """argparse type of --serve (tracker.serve's, imported only when given)."""
+    from tracker.serve import serve_address as parse
+
+    return parse(text)
+
+
+def serve_token(args: argparse.Namespace) -> str | None:
+    """--serve-token, else $TRACKER_SERVE_TOKEN (only with --serve); None: no token."""
+    from tracker.serve import TOKEN_VARIABLE
+
+    if args.serve is None:
+        if args.serve_token is not None:
+            raise UserError("--serve-token goes with --serve")
+        return None
+    token = args.serve_token if args.serve_token is not None else os.environ.get(TOKEN_VARIABLE)
+    if token is not None and not token.strip():
+        raise UserError(f"the --serve token is empty (--serve-token or {TOKEN_VARIABLE})")
+    return token
 
 
 def tracker_settings(path: str) -> dict:
@@ -112,13 +143,18 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "people only) for any source")
 
 
+def real_world(args: argparse.Namespace, sources: list[str]) -> bool:
+    """Whether a run takes the real-world defaults: any source but the demo clip, without --bundled."""
+    return not (args.bundled or all(spec == "demo" for spec in sources))
+
+
 def default_models(args: argparse.Namespace, sources: list[str], device: str) -> tuple[str, str]:
     """(detector, pose) names: --det/--pose when given; else the bundled models for the demo clip
     (or with --bundled) and the real-world ones of the device for anything else."""
-    if args.bundled or all(spec == "demo" for spec in sources):
-        det, pose = DEFAULT_DET, DEFAULT_POSE
-    else:
+    if real_world(args, sources):
         det, pose = REAL_WORLD_MODELS["cpu" if device == "cpu" else "cuda"]
+    else:
+        det, pose = DEFAULT_DET, DEFAULT_POSE
     return args.det or det, args.pose or pose
 
 
@@ -131,13 +167,15 @@ class RunPlan:
     detector: str               # as load_detector takes it
     pose: str                   # as load_pose takes it
     tracker: TrackerConfig
+    det_interval: int           # the detector runs every this many frames
 
 
 def plan_run(args: argparse.Namespace, sources: list[str] | None = None, device: str | None = None) -> RunPlan:
     """The plan of a run over `sources` (default: --source, else the demo clip) on `device`
     (default: --device). Models: as default_models says. Tracker settings: what --tracker's file
     sets, else the score thresholds calibrated for the detector (its catalogue entry, `python -m
-    engines calibrate`), else TrackerConfig's defaults."""
+    engines calibrate`), else TrackerConfig's defaults. Detector interval: --det-interval, else
+    the real-world one of the device (REAL_WORLD_DET_INTERVAL), else 1."""
     from engines.models.catalogue import CATALOGUE
     from tracker.tracking.config import load_tracker_config
 
@@ -146,8 +184,10 @@ def plan_run(args: argparse.Namespace, sources: list[str] | None = None, device:
     det, pose = default_models(args, sources, device)
     model = CATALOGUE.get(det)
     calibrated = model.tracker_thresholds if model is not None and model.task == "detector" else {}
+    det_interval = args.det_interval or (REAL_WORLD_DET_INTERVAL["cpu" if device == "cpu" else "cuda"]
+                                         if real_world(args, sources) else 1)
     return RunPlan(sources=sources, device=device, detector=det, pose=pose,
-                   tracker=load_tracker_config(args.tracker_settings, base=calibrated))
+                   tracker=load_tracker_config(args.tracker_settings, base=calibrated), det_interval=det_interval)
 
 
 def tracker_config(args: argparse.Namespace, sources: list[str], device: str | None = None) -> TrackerConfig:
@@ -248,7 +288,7 @@ def open_streams(args: argparse.Namespace, plan: RunPlan, sources: list, exports
         streams.append(Stream(
             source=source, tracker=new_tracker(schema, source.fps, plan.tracker), writers=writers,
             video=annotated_output(source, run_dir, name) if args.save else None,
-            renderer=Renderer(schema) if args.save or args.show else None, show=args.show))
+            renderer=Renderer(schema) if args.save or args.show or args.serve else None, show=args.show))
     return streams
 
 
@@ -296,6 +336,7 @@ def main(argv=None) -> int:
     from tracker.interrupts import StopOnCtrlC
     from tracker.pipeline import Pipeline
     from tracker.runs import RunFolder
+    from tracker.serve import LiveServer
     from tracker.sources import open_source
 
     args = build_parser().parse_args(argv)
@@ -306,7 +347,10 @@ def main(argv=None) -> int:
     run_folder = bool(exports) or args.save   # nothing to put in one (`--jsonl - --no-save`): none
     check_outputs(args, plan, run_folder)
     say = sys.stderr if args.jsonl == "-" else sys.stdout
+    token = serve_token(args)
     with contextlib.ExitStack() as stack:
+        # bound first: a port in use fails at once, before sources open and models load
+        server = stack.enter_context(LiveServer(args.serve, token)) if args.serve else None
         sources, streams = [], []
         stack.callback(_release_unread, sources, streams)
         for spec in plan.sources:   # first: a wrong path fails at once, before the models load
@@ -316,12 +360,19 @@ def main(argv=None) -> int:
         ctrl_c = stack.enter_context(StopOnCtrlC())
         run_dir = stack.enter_context(RunFolder(args.out)) if run_folder else None
         streams += open_streams(args, plan, sources, exports, estimator.schema.name, run_dir)
+        if server is not None:
+            server.start(streams)
         total = sum(s.source.num_frames or 0 for s in streams) if not any(s.source.live for s in streams) else None
         # frames, FPS and (for files) ETA on stderr; mininterval keeps it cheap at 100+ FPS
         progress = stack.enter_context(tqdm(total=total or None, desc="tracking", unit="frame", file=sys.stderr,
                                             mininterval=0.5, dynamic_ncols=True))
-        pipeline = Pipeline(estimator, detector, streams, det_interval=args.det_interval,
-                            on_frame=lambda _stream: progress.update(sum(s.frames for s in streams) - progress.n))
+
+        def on_frame(stream) -> None:
+            progress.update(sum(s.frames for s in streams) - progress.n)
+            if server is not None:
+                server.publish(stream)
+
+        pipeline = Pipeline(estimator, detector, streams, det_interval=plan.det_interval, on_frame=on_frame)
         ctrl_c.on_press(pipeline.stop)
         try:
             stats = pipeline.run()

@@ -7,7 +7,9 @@ writing such a function and adding it there (and any options it needs in `_parse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import socket
 import time
 from typing import Callable
 
@@ -71,28 +73,50 @@ def bench_track(args: argparse.Namespace) -> list[dict]:
 
 def _run_pipeline(args: argparse.Namespace, live: bool, seconds: float | None = None):
     """Run the app's pipeline on args.source (every frame of a file, or the file read like a
-    camera) with the app's models; returns (stats, per-frame stage samples, decode ms)."""
-    from tracker.app import load_models, tracker_config
+    camera) with the app's models, serving it to --stalled-viewers viewers that never read;
+    returns (stats, per-frame stage samples, decode ms)."""
+    from tracker.app import load_run_models, plan_run
     from tracker.pipeline import Pipeline, Stream, new_tracker
     from tracker.render import Renderer
+    from tracker.serve import LiveServer
     from tracker.sources import open_source
 
-    detector, estimator = load_models(args, [args.source])
+    plan = plan_run(args, [args.source])
+    detector, estimator = load_run_models(args, plan)
     source = open_source(args.source, loop=live, live=live)
-    stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps, tracker_config(args, [args.source])),
+    stream = Stream(source=source, tracker=new_tracker(estimator.schema.name, source.fps, plan.tracker),
                     renderer=Renderer(estimator.schema.name))
     decode_ms = _decode_ms(args.source, args.frames)
     deadline = time.monotonic() + seconds if live else None
     samples = []  # every frame's stage ms
 
-    def on_frame(s):
-        samples.append(s.frame_ms)
-        if (live and time.monotonic() > deadline) or (args.frames and s.frames >= args.frames):
-            pipeline.stop()
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(LiveServer(("127.0.0.1", 0))) if args.stalled_viewers else None
+        if server is not None:
+            server.start([stream])
+            routes = ("/stream.mjpg", "/events")
+            for viewer in range(args.stalled_viewers):
+                stack.enter_context(_stalled_viewer(server.port, routes[viewer % len(routes)]))
 
-    pipeline = Pipeline(estimator, detector, [stream], det_interval=args.det_interval, on_frame=on_frame)
-    stats = pipeline.run()
+        def on_frame(s):
+            samples.append(s.frame_ms)
+            if server is not None:
+                server.publish(s)
+            if (live and time.monotonic() > deadline) or (args.frames and s.frames >= args.frames):
+                pipeline.stop()
+
+        pipeline = Pipeline(estimator, detector, [stream], det_interval=plan.det_interval, on_frame=on_frame)
+        stats = pipeline.run()
     return stats, samples[args.warmup:], decode_ms
+
+
+def _stalled_viewer(port: int, route: str) -> socket.socket:
+    """A viewer of `route` on 127.0.0.1:`port` that never reads (a small receive buffer, full at once)."""
+    viewer = socket.socket()
+    viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    viewer.connect(("127.0.0.1", port))
+    viewer.sendall(f"GET {route} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return viewer
 
 
 def _decode_ms(spec: str, frames: int) -> float:
@@ -144,7 +168,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    from tracker.app import add_model_options, add_runtime_options, add_tracker_option
+    from tracker.app import add_model_options, add_runtime_options, add_tracker_option, positive_int
 
     parser = argparse.ArgumentParser(prog="python -m tracker bench", description="Time tracker stages.")
     parser.add_argument("--stage", required=True, help=f"one of: {', '.join(STAGES)}")
@@ -153,8 +177,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="frames per run (e2e: 0 = the whole file; live: at most, within --seconds)")
     parser.add_argument("--source", default="demo", help="video for the e2e and live stages (default demo)")
     parser.add_argument("--seconds", type=float, default=20.0, help="live stage duration")
+    parser.add_argument("--stalled-viewers", type=int, default=0, metavar="N",
+                        help="e2e and live stages: serve the run (as --serve does) to N viewers of /stream.mjpg "
+                             "and /events in turn that never read")
     add_model_options(parser)
-    parser.add_argument("--det-interval", type=int, default=1)
+    parser.add_argument("--det-interval", type=positive_int,
+                        help="detector every N frames (default: as python -m tracker, 2 on the CPU with the "
+                             "real-world models, else 1)")
     add_tracker_option(parser)
     add_runtime_options(parser)
     parser.add_argument("--warmup", type=int, default=20, help="frames left out of the statistics")

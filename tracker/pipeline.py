@@ -72,6 +72,11 @@ class Stream:
     frame_ms: dict = field(default_factory=dict)     # the latest frame's per-stage ms, unsmoothed
     next_index: int = 0                              # the frame number the outputs expect next
     poses: int = 0                                   # pose estimates made (people, over all frames)
+    # the latest frame processed, its tracks and its annotated picture (None without a renderer),
+    # for on_frame (the --serve view reads them there)
+    last_frame: Frame | None = None
+    last_tracks: TrackBatch | None = None
+    last_image: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -121,7 +126,8 @@ def _smooth(store: dict, key: str, value: float, weight: float = 0.1) -> None:
 
 class Pipeline:
     """Runs streams to the end. estimator: .estimate(frame, boxes) -> (N,J,3); detector:
-    .detect(frame) -> (N,5). on_frame(stream) is called in the output thread after each frame."""
+    .detect(frame) -> (N,5). on_frame(stream) is called in the output thread after each frame
+    (the stream's last_frame, last_tracks and last_image hold it then)."""
 
     def __init__(self, estimator, detector, streams: list[Stream], det_interval: int = 1,
                  queue_size: int = 8, on_frame: Callable[[Stream], None] | None = None):
@@ -249,6 +255,7 @@ class Pipeline:
         stream.track_ids.update(int(i) for i in tracks.ids)
         for stage, seconds in times.items():   # this frame's detect, pose and track: in its overlay already
             _smooth(stream.latency_ms, stage, 1000.0 * seconds)
+        image = None
         if stream.renderer is not None:
             overlay = {"FPS": 1000.0 / max(sum(stream.latency_ms.get(s, 0.0) for s in STAGES), 1e-3)}
             overlay.update({f"{s} ms": stream.latency_ms.get(s, 0.0) for s in STAGES})
@@ -266,6 +273,7 @@ class Pipeline:
         for stage in ("render", "latency"):
             _smooth(stream.latency_ms, stage, 1000.0 * times[stage])
         stream.frame_ms = {stage: 1000.0 * seconds for stage, seconds in times.items()}
+        stream.last_frame, stream.last_tracks, stream.last_image = frame, tracks, image
         if self.on_frame is not None:
             self.on_frame(stream)
 

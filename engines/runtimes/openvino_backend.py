@@ -4,9 +4,10 @@ onnxruntime (an optional extra: `pip install -e '.[openvino]'`).
 It compiles the network once for a dynamic batch. A batch of two or more crops is split into as
 many contiguous slices as the compiled model has streams, run at once by an asynchronous infer
 queue (the counterpart of onnxruntime's parallel sessions here); one crop runs on one request
-with every thread. Which runtime is faster depends on the network: on this project's 2-core CPU
-OpenVINO runs HRNet-W32 about twice as fast as ONNX Runtime, and Lite-HRNet slower
-(README, "Measured here"), so `engines.runtimes.backends.default_backend` picks per network.
+with every thread. Which runtime is faster depends on the CPU and the network: HRNet-W32 ran 2.1x
+faster than on ONNX Runtime on one 2-core machine of this project and at the same speed on
+another (AVX2 only), and Lite-HRNet 2-3x slower on both (README, "Real time on the CPU"), so
+ONNX Runtime stays the CPU default and this backend is chosen with `--backend openvino`.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ from tracker.export.head import to_posetrack18_keypoints
 from tracker.export.journal import Journal, WholeWrites
 from tracker.tracking import JointState, TrackBatch
 
-__all__ = ["PoseTrack18Writer", "PoseTrack17Writer", "JsonlWriter", "CsvWriter", "MotWriter", "TrackWriter"]
+__all__ = ["PoseTrack18Writer", "PoseTrack17Writer", "JsonlWriter", "CsvWriter", "MotWriter", "TrackWriter",
+           "frame_record"]
 
 
 JOINT_STATE_NAMES = [state.name.lower() for state in JointState]   # indexed by JointState
@@ -159,24 +160,33 @@ class JsonlWriter(_LineWriter):
 
     def write(self, frame_index: int, timestamp: float | None, tracks: TrackBatch,
               file_name: str | None = None) -> None:
-        kpts = _keypoints(tracks, self.raw)
-        people = [{"id": int(tracks.ids[r]), "state": int(tracks.states[r]),
-                   "box": [_num(v) for v in tracks.boxes[r]],
-                   "keypoints": [[_num(v) for v in joint] for joint in kpts[r]],
-                   "joint_states": [JOINT_STATE_NAMES[s] for s in tracks.joint_states[r]]}
-                  for r in range(len(tracks))]
-        self._record(frame_index, timestamp, file_name, people)
+        self._emit_record(frame_record(frame_index, timestamp, tracks, file_name, self.raw))
 
     def write_lost(self, frame_index: int, timestamp: float | None, file_name: str | None = None) -> None:
-        self._record(frame_index, timestamp, file_name, [], lost=True)
+        self._emit_record(_record(frame_index, timestamp, file_name, [], lost=True))
 
-    def _record(self, frame_index: int, timestamp: float | None, file_name: str | None, people: list,
-                **flags) -> None:
-        record = {"frame": int(frame_index), "time": None if timestamp is None else float(timestamp)}
-        if file_name is not None:
-            record["file"] = file_name
-        record.update(tracks=people, **flags)
+    def _emit_record(self, record: dict) -> None:
         self._emit(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def frame_record(frame_index: int, timestamp: float | None, tracks: TrackBatch, file_name: str | None = None,
+                 raw: bool = False) -> dict:
+    """One frame as a JSONL line holds it (JsonlWriter's; `--serve` sends the same)."""
+    kpts = _keypoints(tracks, raw)
+    people = [{"id": int(tracks.ids[r]), "state": int(tracks.states[r]),
+               "box": [_num(v) for v in tracks.boxes[r]],
+               "keypoints": [[_num(v) for v in joint] for joint in kpts[r]],
+               "joint_states": [JOINT_STATE_NAMES[s] for s in tracks.joint_states[r]]}
+              for r in range(len(tracks))]
+    return _record(frame_index, timestamp, file_name, people)
+
+
+def _record(frame_index: int, timestamp: float | None, file_name: str | None, people: list, **flags) -> dict:
+    record = {"frame": int(frame_index), "time": None if timestamp is None else float(timestamp)}
+    if file_name is not None:
+        record["file"] = file_name
+    record.update(tracks=people, **flags)
+    return record
 
 
 class CsvWriter(_LineWriter):
