@@ -152,6 +152,18 @@ def test_bad_inputs_and_colliding_outputs_are_refused_before_any_work(tmp_path, 
     assert not out.exists()
 
 
+def test_a_ray_address_where_nothing_listens_is_one_line_at_once(tmp_path, short_clip, capsys):
+    pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    with socket.socket() as probe:           # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for address, reason in [(f"127.0.0.1:{port}", "nothing answers there"), ("nonsense", "not HOST:PORT")]:
+        argv = [str(short_clip), "--out", str(tmp_path / "out"), "--ray", address]
+        assert run_cli(batch, argv, prog="tracker") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"cannot join the Ray cluster at {address}: {reason}" in err[0], err
+
+
 @pytest.mark.slow
 def test_torchrun_ranks_take_their_shares_into_one_manifest(tmp_path, short_clip):
     """The static split of people who launch with torchrun, on the same core: rank r takes every

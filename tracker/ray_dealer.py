@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import socket
 import sys
 
 from engines.errors import UserError
@@ -30,6 +31,7 @@ __all__ = ["track_on_ray"]
 # this worker process's (detector, pose estimator): Ray gives each batch (each driver, a "job") worker
 # processes of its own, so they are loaded on a worker's first video and serve its next ones
 _models: tuple | None = None
+CONNECT_TIMEOUT_S = 5.0   # to see that something listens at a cluster's address
 
 
 def _track_on_worker(video: Video, settings: BatchSettings, args: argparse.Namespace) -> VideoResult:
@@ -45,11 +47,24 @@ def _track_on_worker(video: Video, settings: BatchSettings, args: argparse.Names
 def _connect(ray, address: str) -> None:
     """Start a cluster of this machine (address "local": a new one, even where `ray start` runs
     one) or join the one at `address` (auto: the one `ray start` runs here)."""
+    if address not in ("local", "auto"):
+        _check_answers(address)
     try:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
         where = "start a local Ray cluster" if address == "local" else f"join the Ray cluster at {address}"
         raise UserError(f"cannot {where}: {str(exc).strip().splitlines()[-1]}") from None
+
+
+def _check_answers(address: str) -> None:
+    """Ray waits minutes for a cluster address where nothing listens: look first, for seconds."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as exc:
+        reason = "not HOST:PORT" if isinstance(exc, ValueError) else "nothing answers there"
+        raise UserError(f"cannot join the Ray cluster at {address}: {reason} "
+                        "(`ray start --head` prints the address to give)") from None
 
 
 def _check_resources(ray, cpus: float, gpus: float, local: bool) -> None:
