@@ -89,3 +89,25 @@ def test_det_interval_option_takes_whole_numbers_of_one_or_more(capsys):
         with pytest.raises(SystemExit) as refused:
             parser.parse_args(["--det-interval", bad])
         assert refused.value.code == 2 and "--det-interval" in capsys.readouterr().err
+
+
+def test_boxes_of_a_frame_without_detection_measure_nothing_and_start_nobody():
+    """Between detections the boxes are the tracker's people followed to the frame, fitted around
+    their confident joints: a half-seen person's is half their size. Measured as a detection, it
+    shrank the track until the next detection no longer matched it (a PoseTrack18 player lost at
+    --det-interval 2); only the poses found in them are measurements."""
+    far = true_pose(0) + [300, 0, 0]
+    stranger = boxes_from_keypoints(far[None], np.array([0.9]))[0]
+    heights = {}
+    for detected in (True, False):
+        tracker = new_tracker("coco17", 25.0)
+        tracker.update(true_box(0)[None], true_pose(0)[None], 0.0)
+        half = true_box(1).copy()
+        half[3] = (half[1] + half[3]) / 2          # the upper half of the person
+        out = tracker.update(np.stack([half, stranger]), np.stack([true_pose(1), far]), 0.04, detected=detected)
+        assert out.ids.tolist() == [1]
+        heights[detected] = out.boxes[0, 3] - out.boxes[0, 1]
+        assert tracker.num_live_tracks == (2 if detected else 1)   # a detection starts a tentative track
+    height = true_box(0)[3] - true_box(0)[1]
+    assert heights[True] < 0.9 * height
+    assert abs(heights[False] - height) < 0.02 * height

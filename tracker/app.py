@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main", "build_parser", "add_runtime_options", "add_tracker_option", "pose_from_args",
            "default_models", "RunPlan", "plan_run", "load_run_models", "load_models", "tracker_config",
-           "folder_exports", "open_streams", "EXPORTS", "DEFAULT_POSE", "DEFAULT_DET", "REAL_WORLD_MODELS"]
+           "folder_exports", "export_writers", "open_streams", "EXPORTS", "DEFAULT_POSE", "DEFAULT_DET", "REAL_WORLD_MODELS"]
 
 # the bundled models (trained here on synthetic people, no download): the demo clip's defaults
 DEFAULT_POSE = "lite_w32_160x128"
@@ -35,7 +35,7 @@ DEFAULT_DET = "centernet"
 # cheapest real-world pair (README "Models")
 REAL_WORLD_MODELS = {"cpu": ("yolox-nano", "litehrnet30-coco"), "cuda": ("yolox-s", "hrnet-w32-coco")}
 # their detector interval: on the CPU every second frame, the knee of speed against accuracy (README,
-# "Real time on the CPU": half the detector's cost and fewer poses, mAP and MOTA unchanged)
+# "Real time on the CPU": half the detector's cost and fewer poses for about 1.5 MOTA)
 REAL_WORLD_DET_INTERVAL = {"cpu": 2, "cuda": 1}
 # engines.runtimes.backends.backend_names(), spelled out so that --help does not import torch
 BACKEND_CHOICES = ["torch", "onnxruntime", "compile", "tensorrt", "tensorrt-onnx", "openvino"]
@@ -271,6 +271,13 @@ def folder_exports(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(args.export or ([] if args.jsonl == "-" else ["posetrack"])))
 
 
+def export_writers(base: str, formats: list[str], schema: str) -> list:
+    """The track writers of `formats` (keys of EXPORTS), each at `base` + its suffix."""
+    import tracker.export as export
+
+    return [getattr(export, EXPORTS[fmt][1])(f"{base}{EXPORTS[fmt][0]}", schema=schema) for fmt in formats]
+
+
 def open_streams(args: argparse.Namespace, plan: RunPlan, sources: list, exports: list[str], schema: str,
                  run_dir: Path | None) -> list:
     """Give each source its own tracker, exporters, video and renderer."""
@@ -281,8 +288,7 @@ def open_streams(args: argparse.Namespace, plan: RunPlan, sources: list, exports
     jsonl_path = "/dev/stdout" if args.jsonl == "-" else args.jsonl
     streams = []
     for source, name in zip(sources, _unique_names(sources)):
-        writers = [getattr(export, EXPORTS[fmt][1])(run_dir / f"{name}{EXPORTS[fmt][0]}", schema=schema)
-                   for fmt in exports]
+        writers = export_writers(str(run_dir / name), exports, schema) if exports else []
         if jsonl_path is not None:
             writers.append(export.JsonlWriter(jsonl_path, schema=schema))
         streams.append(Stream(

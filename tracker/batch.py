@@ -107,8 +107,7 @@ def track_video(video: Video, detector, estimator, settings: BatchSettings, ctrl
     """Track one video into its outputs in settings.out; a video that cannot be opened is a result
     with an error and leaves no file. A failed write raises WriteError. ctrl_c: a StopOnCtrlC
     whose press stops this video (its files are finished)."""
-    import tracker.export as export
-    from tracker.app import EXPORTS
+    from tracker.app import export_writers
     from tracker.pipeline import Pipeline, Stream, VideoSink, new_tracker
     from tracker.render import Renderer
     from tracker.sources import VideoSource
@@ -122,7 +121,7 @@ def track_video(video: Video, detector, estimator, settings: BatchSettings, ctrl
     schema = estimator.schema.name
     base = settings.out / video.stem
     try:
-        writers = [getattr(export, EXPORTS[f][1])(f"{base}{EXPORTS[f][0]}", schema=schema) for f in settings.formats]
+        writers = export_writers(str(base), settings.formats, schema)
     except BaseException:
         source.close()
         raise

@@ -208,7 +208,8 @@ class Pipeline:
         times = {}
         t0 = time.perf_counter()
         height, width = frame.image.shape[:2]
-        if stream.frames % self.det_interval == 0:
+        detected = stream.frames % self.det_interval == 0
+        if detected:
             boxes = self.detector.detect(frame.image)
         else:  # follow the tracker's people (tentative ones too) to where it predicts them now
             boxes = propagate_boxes(*stream.tracker.predicted_people(frame.timestamp), width, height)
@@ -220,7 +221,7 @@ class Pipeline:
             keypoints[need] = self.estimator.estimate(frame.image, boxes[need])
         stream.poses += int(need.sum())
         t2 = time.perf_counter()
-        tracks = stream.tracker.update(boxes, keypoints, frame.timestamp, image=frame.image)
+        tracks = stream.tracker.update(boxes, keypoints, frame.timestamp, image=frame.image, detected=detected)
         t3 = time.perf_counter()
         times.update(detect=t1 - t0, pose=t2 - t1, track=t3 - t2)
         stream.frames += 1

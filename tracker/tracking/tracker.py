@@ -116,10 +116,16 @@ class PoseTracker:
     # ------------------------------------------------------------------------------- public
 
     def update(self, boxes: np.ndarray, keypoints: np.ndarray, timestamp: float | None = None,
-               image: np.ndarray | None = None) -> TrackBatch:
+               image: np.ndarray | None = None, detected: bool = True) -> TrackBatch:
         """Feed one frame's detections (boxes (N,5) xyxy+score, keypoints (N,J,3)); get the reported
         tracks. With the frame's `image` (BGR), people are also told apart by their clothes'
-        colours, so someone who comes back after `lost_buffer` can get their id back."""
+        colours, so someone who comes back after `lost_buffer` can get their id back.
+
+        detected=False: no detector ran on this frame, and the boxes are this tracker's people
+        followed to it (`predicted_people`, made into crops): the poses found in them are
+        measured, the boxes are not, and they start nobody. A box fitted around a half-seen
+        person's confident joints is smaller than the person: measured, it shrank their track
+        until the next detection no longer matched it (README, "Real time on the CPU")."""
         cfg = self.config
         boxes, keypoints, posed = self._sanitize(boxes, keypoints)
         kept = one_detection_per_person(boxes, keypoints, self._sigmas, contested_oks=cfg.contested_oks,
@@ -145,14 +151,14 @@ class PoseTracker:
                                 first.unmatched_detections, cfg.min_similarity)
 
         matches = Matches.concatenate([first, second, third])
-        self._correct(matches, boxes, keypoints, posed, appearance)
+        self._correct(matches, boxes, keypoints, posed, appearance, measure_boxes=detected)
         self._advance_lifecycle(matches.tracks)
         self._give_ids()
         self._drop_removed()   # the table loses rows: track row numbers from before are void
         self._forget_departed()
         unclaimed = third.unmatched_detections
         # a detection given without a pose was someone tracked (pose_needed): it starts nobody
-        starters = unclaimed[(score[unclaimed] >= cfg.new_track_score) & posed[unclaimed]]
+        starters = unclaimed[(score[unclaimed] >= cfg.new_track_score) & posed[unclaimed] & detected]
         self._start_tracks(boxes[starters], keypoints[starters], appearance[starters])
         self._give_ids()       # tracks confirmed at birth: the first frame's people (min_hits 1: all)
         self._drop_removed()   # a lost track whose id such a newcomer took
@@ -250,11 +256,12 @@ class PoseTracker:
         return colours
 
     def _correct(self, matches: Matches, boxes: np.ndarray, keypoints: np.ndarray, posed: np.ndarray,
-                 appearance: np.ndarray) -> None:
+                 appearance: np.ndarray, measure_boxes: bool = True) -> None:
         """Kalman update of the matched tracks with their detections (left/right labels fixed). A
         detection without a pose measures the box only: the pose keeps its prediction (moving the
         pose centre with the box cost 1-1.5 mAP and MOTA and made joints jerkier with poses every
-        second frame, README "Real time on the CPU") and the joints' scores stay the last estimated."""
+        second frame, README "Real time on the CPU") and the joints' scores stay the last estimated.
+        With measure_boxes False the poses alone are measured (`update`'s detected=False)."""
         rows, t = matches.tracks, self.tracks
         if rows.size == 0:
             return
@@ -265,6 +272,7 @@ class PoseTracker:
         z, var, observed = self._measurement(det_boxes, det_kpts,
                                              filters.pos[rows, _JOINTS].reshape(len(rows), -1, 2))
         observed[~det_posed, _CENTRE] = observed[~det_posed, _JOINTS] = False
+        observed[:, _BOX] &= measure_boxes
         # one masked update over all tracks: rows without a detection are simply not observed
         full_z, full_var = np.zeros_like(filters.pos), np.ones_like(filters.pos)
         full_observed = np.zeros(filters.pos.shape, bool)
@@ -280,7 +288,8 @@ class PoseTracker:
         t.appearance[rows], t.appearance_n[rows] = blend_appearance(
             t.appearance[rows], appearance[matches.detections], t.appearance_n[rows], _APPEARANCE_MOMENTUM)
         t.seen_at[rows] = self._now
-        t.seen_height[rows] = det_boxes[:, 3] - det_boxes[:, 1]
+        if measure_boxes:
+            t.seen_height[rows] = det_boxes[:, 3] - det_boxes[:, 1]
 
     def _advance_lifecycle(self, matched_rows: np.ndarray) -> None:
         """Count hits and misses and move every track through the state machine."""
