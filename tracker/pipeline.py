@@ -3,9 +3,10 @@
 One `Stream` per source, each with its own PoseTracker, sinks and renderer. The inference loop
 takes frames from the streams in turn; the detector runs every `det_interval` frames and in
 between the boxes come from the tracker's prediction of where its people (tentative ones
-included) are in the new frame. The people of a frame whose pose the tracker needs
-(`PoseTracker.pose_needed`) go to the pose network as one batch. Results pass through a bounded queue to the output thread,
-which draws, writes the video and the exporters, and shows the window. End of input, Ctrl+C or
+included) are in the new frame: they place the pose crops, and only the poses are measured.
+The people of a frame whose pose the tracker needs (`PoseTracker.pose_needed`) go to the pose
+network as one batch. Results pass through a bounded queue to the output thread, which draws,
+writes the video and the exporters, and shows the window. End of input, Ctrl+C or
 q/Esc in the window close every output, so no file is left truncated.
 
 Every output of a stream holds the same frames: the frames processed and, before each, the
